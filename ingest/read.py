@@ -1,0 +1,185 @@
+"""Read: turn paths, folders, globs and URLs into articles, reporting each bad input with its reason.
+
+Detects the format from the extension (or by sniffing the content when there is none), decodes
+text (UTF-8, UTF-16 with BOM, else Latin-1/cp1252 when it looks like text) and hands it to the
+parser in `ingest.textfmt` / `ingest.formats`. Never raises for bad input: failures are returned.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from ingest.formats import BadInput, Parsed, parse_feed, parse_html, parse_json, parse_jsonl
+from ingest.models import Failure
+from ingest.textfmt import parse_text
+
+_EXT = {
+    ".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
+    ".html": "html", ".htm": "html", ".xhtml": "html", ".json": "json", ".jsonl": "jsonl",
+    ".ndjson": "jsonl", ".xml": "feed", ".rss": "feed", ".atom": "feed",
+}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+_NON_ASCII, _SPACE = re.compile(r"[^\x00-\x7f]"), re.compile(r"\s")
+_BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"\x7fELF")
+
+
+def _looks_like_text(text: str, legacy: bool) -> bool:
+    """Few control characters; for a legacy 8-bit guess, also mostly ASCII (random high bytes are not)."""
+    if len(_CONTROL.findall(text)) > max(2, len(text) // 200):
+        return False
+    if not legacy:
+        return True
+    visible = len(text) - len(_SPACE.findall(text))
+    return len(_NON_ASCII.findall(text)) <= 0.3 * visible
+
+
+def _decode_legacy(data: bytes) -> str:
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:  # bytes cp1252 leaves undefined (0x81, 0x8d, ...)
+        return data.decode("latin-1")
+
+
+def decode_text(data: bytes) -> str:
+    """Decode bytes that hold text; raise BadInput naming why they don't."""
+    if not data.strip():
+        raise BadInput("empty input" if not data else "input holds only whitespace")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as err:
+            raise BadInput(f"undecodable UTF-16 text at byte {err.start}") from err
+        if not _looks_like_text(text, legacy=False):
+            raise BadInput("binary file, not text (UTF-16 byte-order mark but no readable text)")
+        return text
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if data.startswith(_BINARY_MAGIC) or b"\x00" in data[:8192]:
+        raise BadInput("binary file, not text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as utf8_err:
+        text = _decode_legacy(data)
+        if not _looks_like_text(text, legacy=True):
+            raise BadInput(
+                f"undecodable bytes: not UTF-8 (invalid byte 0x{data[utf8_err.start]:02x} at offset "
+                f"{utf8_err.start}) and not Latin-1/cp1252 text"
+            ) from utf8_err
+        return text
+    if not _looks_like_text(text, legacy=False):
+        raise BadInput("binary file, not text (too many control characters)")
+    return text
+
+
+def sniff(data: bytes) -> str:
+    head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head[:1] in (b"{", b"["):
+        return "jsonl" if head[:1] == b"{" and b"}\n{" in data[:1 << 20].replace(b"\r", b"") else "json"
+    if head.startswith(b"<?xml") or head.startswith((b"<rss", b"<feed", b"<rdf")):
+        return "html" if b"<html" in head else "feed"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<body" in head:
+        return "html"
+    return "text"
+
+
+def parse_bytes(data: bytes, origin: str, name: str, fmt: str | None = None, url: str = "") -> Parsed:
+    """Articles from one input's bytes. Raises BadInput when the whole input is unusable."""
+    if not data.strip():
+        raise BadInput("empty input" if not data else "input holds only whitespace")
+    fmt = fmt or sniff(data)
+    if fmt == "feed":
+        if data.startswith(_BINARY_MAGIC):
+            raise BadInput("binary file, not a feed")
+        return parse_feed(data, origin, name)
+    text = decode_text(data)
+    if fmt == "json":
+        return parse_json(text, origin, name)
+    if fmt == "jsonl":
+        return parse_jsonl(text, origin, name)
+    if fmt == "html":
+        return parse_html(text, origin, name, url)
+    try:
+        return [parse_text(text, name, origin, markdown=fmt == "markdown")], []
+    except ValueError as err:  # pydantic: e.g. nothing left after the headers
+        raise BadInput("article has no text") from err
+
+
+def read_file(path: Path, max_bytes: int) -> Parsed:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise BadInput(f"file too large ({size} bytes, limit {max_bytes})")
+        data = path.read_bytes()
+        return parse_bytes(data, str(path), path.stem, _EXT.get(path.suffix.lower()))
+    except BadInput as err:
+        return [], [Failure(path=str(path), error=str(err))]
+    except OSError as err:
+        return [], [Failure(path=str(path), error=f"cannot read: {err.strerror or err}")]
+
+
+def fetch_url(url: str, timeout: float, max_bytes: int) -> Parsed:
+    request = urllib.request.Request(url, headers={"User-Agent": "newsqa/0.1 (+ingest)"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = response.read(max_bytes + 1)
+            ctype = response.headers.get_content_type()
+    except (urllib.error.URLError, TimeoutError, ValueError, OSError) as err:
+        reason = getattr(err, "reason", None) or err
+        return [], [Failure(path=url, error=f"cannot fetch: {reason}")]
+    if len(data) > max_bytes:
+        return [], [Failure(path=url, error=f"response too large (over {max_bytes} bytes)")]
+    fmt = {"application/json": "json", "text/html": "html", "application/xhtml+xml": "html",
+           "application/rss+xml": "feed", "application/atom+xml": "feed", "text/plain": "text",
+           "text/markdown": "markdown"}.get(ctype)
+    if ctype in ("application/xml", "text/xml"):
+        fmt = "feed"
+    name = url.rstrip("/").rsplit("/", 1)[-1] or url
+    try:
+        return parse_bytes(data, url, name, fmt, url=url)
+    except BadInput as err:
+        return [], [Failure(path=url, error=str(err))]
+
+
+def expand(target: str) -> Iterator[Path | str | Failure]:
+    """The files a path, folder (recursive, hidden entries skipped) or glob names; URLs pass through."""
+    if target.startswith(("http://", "https://")):
+        yield target
+        return
+    path = Path(target)
+    if path.is_dir():
+        for child in sorted(path.rglob("*")):
+            rel = child.relative_to(path).parts
+            if child.is_file() and not any(p.startswith(".") for p in rel):
+                yield child
+    elif path.exists():
+        yield path
+    elif glob.has_magic(target):
+        matches = sorted(Path(p) for p in glob.glob(target, recursive=True))
+        files = [m for m in matches if m.is_file()]
+        if not files:
+            yield Failure(path=target, error="no file matches this pattern")
+        yield from files
+    else:
+        yield Failure(path=target, error="no such file or directory")
+
+
+def read_path(path: Path, max_bytes: int = 64 << 20) -> Parsed:
+    """Articles from one local file (convenience for scripts and tests)."""
+    return read_file(Path(path), max_bytes)
+
+
+def read_inputs(targets: list[str], timeout: float = 20.0, max_bytes: int = 64 << 20) -> Iterator[Parsed]:
+    """Parse each input in turn, yielding (articles, failures) per file or URL."""
+    for target in targets:
+        for item in expand(target):
+            if isinstance(item, Path):
+                yield read_file(item, max_bytes)
+            elif isinstance(item, Failure):
+                yield [], [item]
+            else:
+                yield fetch_url(item, timeout, max_bytes)
