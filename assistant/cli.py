@@ -25,10 +25,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _open_store(settings: Settings, embedder_name: str | None = None) -> Any:
+def _open_store(settings: Settings) -> Any:
+    from assistant.embed import embedder_key
     from assistant.store import Store, make_client
 
-    return Store(make_client(settings), embedder_name or settings.embedder, settings.collection_prefix)
+    return Store(make_client(settings), embedder_key(settings), settings.collection_prefix)
 
 
 def _progress_factory(enabled: bool) -> Callable[[int], Callable[[int], None]] | None:
@@ -56,7 +57,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     embedder = make_embedder(settings)
-    store = _open_store(settings, embedder.name)
+    store = _open_store(settings)
     report = ingest(args.inputs, store, embedder, settings, _progress_factory(sys.stderr.isatty()))
     if args.json:
         print(report.model_dump_json())

@@ -28,7 +28,9 @@ from assistant.settings import Settings
 
 class Embedder(Protocol):
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -146,10 +148,18 @@ class OpenAIEmbedder:
     def __init__(self, model: str, batch_size: int = 128, timeout: float = 60.0) -> None:
         from openai import OpenAI
 
-        self.name, self.batch_size = f"openai-{model}", batch_size
+        self.name, self.batch_size = openai_key(model), batch_size
         self._model = model
         self._client = OpenAI(timeout=timeout, max_retries=3)
-        self.dim = len(self.embed(["dimension probe"])[0])
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        """The vector size, learnt from the first response (one probe request if asked before any)."""
+        if self._dim is None:
+            self.embed(["dimension probe"])
+        assert self._dim is not None
+        return self._dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         vectors: list[list[float]] = []
@@ -157,7 +167,9 @@ class OpenAIEmbedder:
             batch = [t if t.strip() else " " for t in texts[start : start + self.batch_size]]
             response = self._client.embeddings.create(model=self._model, input=batch)
             vectors.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
-        return _normalize(np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1))
+        out = _normalize(np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1))
+        self._dim = out.shape[1]
+        return out
 
 
 class HashEmbedder:
@@ -177,6 +189,16 @@ class HashEmbedder:
 def _normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def openai_key(model: str) -> str:
+    """The name an OpenAI embedding model's vectors are stored under (safe in a collection name)."""
+    return "openai-" + re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-._")
+
+
+def embedder_key(settings: Settings) -> str:
+    """The configured embedder's name, without loading it: which collections hold its vectors."""
+    return openai_key(settings.openai_embedding_model) if settings.embedder == "openai" else settings.embedder
 
 
 def make_embedder(settings: Settings) -> Embedder:

@@ -41,14 +41,16 @@ def make_client(settings: Settings) -> Any:
 
 
 def _article_meta(article: Article) -> dict[str, Any]:
-    meta: dict[str, Any] = {
+    """Metadata shared by an article's record and its chunks.
+
+    A key whose value is None is left out of a new record and removed from an existing one (Chroma's
+    upsert merges metadata, so a key the new version lacks must be cleared explicitly).
+    """
+    return {
         "title": article.title, "source": article.source, "author": article.author, "url": article.url,
         "category": article.category, "place": article.place, "published_at": article.published_iso,
-        "content_hash": article.content_hash,
+        "published_ts": article.published_ts, "content_hash": article.content_hash,
     }
-    if article.published_ts is not None:
-        meta["published_ts"] = article.published_ts
-    return meta
 
 
 class Store:
@@ -67,6 +69,7 @@ class Store:
     def records(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Metadata of the article records with these ids (absent ids are left out)."""
         out: dict[str, dict[str, Any]] = {}
+        ids = list(dict.fromkeys(ids))  # Chroma rejects a get with repeated ids
         for start in range(0, len(ids), self.batch):
             got = self.articles.get(ids=list(ids[start : start + self.batch]), include=["metadatas"])
             out.update(zip(got["ids"], got["metadatas"], strict=True))
@@ -95,8 +98,14 @@ class Store:
         return sorted(ids)
 
     def stats(self) -> dict[str, Any]:
+        """Indexed articles, chunks, distinct outlets, and the earliest and latest publication dates.
+
+        Dates are compared as instants (`published_ts`), not as ISO strings, whose UTC offsets differ.
+        """
         indexed = [m for _, m, _ in self.all_records() if m.get("status") == INDEXED]
-        dates = sorted(m["published_at"] for m in indexed if m.get("published_at"))
+        dates = [m["published_at"] for m in sorted(
+            (m for m in indexed if m.get("published_at") and m.get("published_ts") is not None),
+            key=lambda m: m["published_ts"])]
         return {
             "articles": len(indexed), "chunks": self.chunks.count(),
             "sources": len({m["source"] for m in indexed if m.get("source")}),
@@ -144,7 +153,8 @@ class Store:
         self.chunks.delete(where=where)
 
     def _write_record(self, article: Article, vector: np.ndarray, **extra: Any) -> None:
-        meta = {**_article_meta(article), **extra, "summary": article.summary, "origin": article.origin[:500],
+        meta = {**_article_meta(article), "duplicate_of": None, **extra, "summary": article.summary,
+                "origin": article.origin[:500],
                 "ingested_at": datetime.now(UTC).isoformat(timespec="seconds")}
         self.articles.upsert(ids=[article.id], embeddings=[vector], documents=[article.body],
                              metadatas=[meta])

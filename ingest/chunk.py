@@ -1,9 +1,11 @@
 """Chunk: split an article body into token-bounded, sentence-respecting passages with overlap.
 
-Sizes are measured in tiktoken cl100k tokens. Sentences are packed greedily into a chunk up to
-`size` tokens; the next chunk starts with the last sentences of the previous one that fit in
-`overlap` tokens. A sentence longer than a whole chunk is cut on token boundaries. Every chunk
-records its character span in the body, so `body[char_start:char_end] == text`.
+Sizes are measured in tiktoken cl100k tokens, counted on each chunk's own text (special-token
+strings such as `<|endoftext|>` count as plain text). Sentences are packed greedily into a chunk of
+at most `size` tokens; the next chunk starts with the last sentences of the previous one that fit in
+`overlap` tokens, as long as the next new sentence still fits beside them (so no chunk merely repeats
+part of the one before). A sentence longer than a whole chunk is cut where tokens start, never inside
+a character. Every chunk records its character span in the body, so `body[char_start:char_end] == text`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from ingest.models import Article, Chunk
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace and an
 # opening capital, digit or quote; or at a blank line. Abbreviations and initials do not end sentences.
-_ABBREV = frozenset(
-    "mr mrs ms dr prof sr jr st gen col lt sgt capt gov sen rep rev inc ltd co corp vs etc no "
-    "jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k u.n e.g i.e".split()
-)
+_ABBREV = frozenset([
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "gen", "col", "lt", "sgt", "capt", "gov", "sen", "rep",
+    "rev", "inc", "ltd", "co", "corp", "vs", "etc", "no", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+    "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "u.n", "e.g", "i.e",
+])
 _BOUNDARY = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])|\n\s*\n")
 _LAST_WORD = re.compile(r"([\w.]+)$")
 

@@ -60,6 +60,13 @@ class DuplicateIndex:
         if shingle_set is not None:
             self._sets[article_id] = shingle_set
 
+    def discard(self, article_id: str) -> None:
+        """Forget an article: its indexed version is being replaced, so nothing may match it any more."""
+        keep = [row for row, other in enumerate(self._ids) if other != article_id]
+        self._ids = [self._ids[row] for row in keep]
+        self._sigs = [self._sigs[row] for row in keep]
+        self._sets.pop(article_id, None)
+
     def find(self, article_id: str, sig: np.ndarray, shingle_set: set[int]) -> str | None:
         """Id of the earliest indexed article this one duplicates, or None."""
         if not self._sigs:
@@ -72,7 +79,7 @@ class DuplicateIndex:
             other_set = self._sets.get(other)
             if other_set is None:
                 body = self._body_of(other)
-                other_set = shingles(body) if body else set()
+                other_set = self._sets[other] = shingles(body) if body else set()
             if jaccard(shingle_set, other_set) >= self.threshold:
                 return other
         return None

@@ -7,54 +7,81 @@ so one bad record never costs the good ones beside it.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
 
 from ingest.models import Article, Failure, stable_id
-from ingest.textfmt import derive_title, parse_date
+from ingest.textfmt import dateline, explicit_id, parse_date, title_from_body
 
 Parsed = tuple[list[Article], list[Failure]]
 _BODY_KEYS = ("body", "text", "content")
 _DATE_KEYS = ("published_at", "published", "date", "pubDate", "datePublished")
+_JSON_TYPES = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+               bool: "true/false", type(None): "null"}
+_SPACES = re.compile(r"\s+")
+_AUTHOR_EMAIL = re.compile(r"^\S+@\S+\s*\((?P<name>[^)]+)\)$")  # RSS `news@site.example (Name)`
+_BOILERPLATE = "//script|//style|//noscript|//template|//nav|//header|//footer|//aside|//head"
 
 
 class BadInput(ValueError):
     """A whole input that cannot be read as articles; the message says why."""
 
 
-def _validation_message(err: ValidationError) -> str:
+def validation_message(err: ValidationError) -> str:
+    """The first problem pydantic found, as `field: message`."""
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}" if where else first["msg"]
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), "a value")
+
+
+def _body(record: dict[str, Any]) -> str:
+    """The first non-empty text under body/text/content; BadInput saying what is wrong otherwise."""
+    present = [k for k in _BODY_KEYS if record.get(k) is not None]
+    for key in present:
+        if isinstance(record[key], str) and record[key].strip():
+            return str(record[key])
+    if not present:
+        raise BadInput("article has no text (no 'body', 'text' or 'content' field)")
+    value = record[present[0]]
+    if isinstance(value, str):
+        raise BadInput(f"article has no text ('{present[0]}' is empty)")
+    raise BadInput(f"article has no text ('{present[0]}' is {_json_type(value)}, not text)")
+
+
+def _record_id(record: dict[str, Any], text: dict[str, str], published: str, name: str, origin: str) -> str:
+    explicit = record.get("id")
+    if explicit is not None and str(explicit).strip():
+        return explicit_id(explicit)
+    if text["url"]:
+        return stable_id(text["url"])
+    if text["title"]:
+        return stable_id(text["source"], text["title"], published)
+    return stable_id("file", name, origin.rsplit("#", 1)[-1])
 
 
 def article_from_record(record: Any, origin: str, name: str = "") -> Article:
     """One article from a JSON object with the MultiHop-RAG fields (body/text/content aliases)."""
     if not isinstance(record, dict):
-        raise BadInput(f"expected a JSON object for an article, got {type(record).__name__}")
-    body = next((record[k] for k in _BODY_KEYS if record.get(k) is not None), None)
-    if body is None or not isinstance(body, str):
-        raise BadInput("article has no text (no 'body', 'text' or 'content' string)")
-    fields = {k: record.get(k) for k in ("title", "source", "author", "url", "category")}
+        raise BadInput(f"expected a JSON object for an article, got {_json_type(record)}")
+    body = _body(record)
+    fields = {k: record.get(k) for k in ("title", "source", "author", "url", "category", "place")}
     text = {k: v.strip() if isinstance(v, str) else "" for k, v in fields.items()}
-    date_value = next((record[k] for k in _DATE_KEYS if record.get(k)), None)
-    published = parse_date(date_value)
-    title = text["title"] or derive_title(body.strip().split("\n", 1)[0])
-    explicit = record.get("id")
-    if explicit is not None and str(explicit).strip():
-        art_id = stable_id("id", str(explicit))
-    elif text["url"]:
-        art_id = stable_id(text["url"])
-    elif text["title"]:
-        art_id = stable_id(text["source"], text["title"], published.isoformat() if published else "")
-    else:
-        art_id = stable_id("file", name, origin.rsplit("#", 1)[-1])
+    published = parse_date(next((record[k] for k in _DATE_KEYS if record.get(k)), None))
+    place, agency, _ = dateline(body.strip())
+    text["place"], text["source"] = text["place"] or place, text["source"] or agency
+    art_id = _record_id(record, text, published.isoformat() if published else "", name, origin)
     try:
-        return Article(id=art_id, title=title, body=body, published_at=published, origin=origin,
-                       **{k: v for k, v in text.items() if k != "title"})
+        return Article(id=art_id, title=text.pop("title") or title_from_body(body), body=body,
+                       published_at=published, origin=origin, **text)
     except ValidationError as err:
-        raise BadInput(_validation_message(err)) from err
+        raise BadInput(validation_message(err)) from err
 
 
 def _collect(records: list[tuple[str, Any]], name: str) -> Parsed:
@@ -68,6 +95,7 @@ def _collect(records: list[tuple[str, Any]], name: str) -> Parsed:
 
 
 def parse_json(text: str, origin: str, name: str) -> Parsed:
+    """Articles from a JSON object, a list of objects, or `{"articles": [...]}`; one failure per bad item."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -84,6 +112,7 @@ def parse_json(text: str, origin: str, name: str) -> Parsed:
 
 
 def parse_jsonl(text: str, origin: str, name: str) -> Parsed:
+    """Articles from JSON Lines; a malformed or bad line becomes a failure at `origin:LINE`."""
     records: list[tuple[str, Any]] = []
     failures = []
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -100,17 +129,35 @@ def parse_jsonl(text: str, origin: str, name: str) -> Parsed:
     return articles, failures + bad
 
 
+def _has_content(html: str) -> bool:
+    """Whether the page has any text outside scripts, navigation, header, footer and sidebars."""
+    import lxml.html
+
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return True  # let trafilatura judge
+    for node in root.xpath(_BOILERPLATE):
+        node.drop_tree()
+    return bool(root.text_content().strip())
+
+
 def parse_html(html: str, origin: str, name: str, url: str = "") -> Parsed:
+    """One article from an HTML page: main text and metadata (title, date, author, site) by trafilatura."""
     import trafilatura
 
-    doc = trafilatura.bare_extraction(html, url=url or None, with_metadata=True, include_comments=False,
-                                      include_tables=True, as_dict=True)
-    if not isinstance(doc, dict) or not (doc.get("text") or "").strip():
+    found = trafilatura.bare_extraction(html, url=url or None, with_metadata=True, include_comments=False,
+                                        include_tables=True)
+    doc = found.as_dict() if found is not None and not isinstance(found, dict) else found
+    if not doc or not (doc.get("text") or "").strip() or not _has_content(html):
         raise BadInput("no article text found in the HTML page")
+    title, body = doc.get("title") or "", doc["text"].strip()
+    if title and body.startswith(title + "\n"):  # the page's <h1> repeats the title
+        body = body[len(title) + 1:]
     page_url = doc.get("url") or url or ""
     categories = doc.get("categories") or []
     record = {
-        "title": doc.get("title") or "", "body": doc["text"], "author": doc.get("author") or "",
+        "title": title, "body": body, "author": doc.get("author") or "",
         "source": doc.get("sitename") or doc.get("hostname") or "", "url": page_url,
         "published_at": doc.get("date") or "",
         "category": categories[0] if isinstance(categories, list) and categories else "",
@@ -121,6 +168,7 @@ def parse_html(html: str, origin: str, name: str, url: str = "") -> Parsed:
 
 
 def _html_to_text(fragment: str) -> str:
+    """Plain text of a feed entry's HTML: blocks become paragraphs, scripts and styles are dropped."""
     if "<" not in fragment:
         return fragment
     import lxml.html
@@ -131,12 +179,37 @@ def _html_to_text(fragment: str) -> str:
         return fragment
     for bad in root.xpath("//script|//style|//iframe"):
         bad.drop_tree()
-    for block in root.xpath("//p|//br|//div|//li|//h1|//h2|//h3|//h4"):
+    for node in root.iter():  # HTML whitespace: any run is one space
+        node.text = _SPACES.sub(" ", node.text) if node.text else node.text
+        node.tail = _SPACES.sub(" ", node.tail) if node.tail else node.tail
+    for br in root.xpath("//br"):
+        br.tail = "\n" + (br.tail or "")
+    for block in root.xpath("//p|//div|//li|//h1|//h2|//h3|//h4|//h5|//h6|//blockquote|//pre"):
         block.tail = "\n\n" + (block.tail or "")
-    return root.text_content()
+    text = re.sub(r" *\n *", "\n", root.text_content())
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _entry_record(entry: Any, outlet: str) -> dict[str, str]:
+    content = entry.get("content") or []
+    html = content[0].get("value", "") if content else entry.get("summary", "")
+    link = entry.get("link", "")
+    author = entry.get("author", "")
+    if match := _AUTHOR_EMAIL.match(author):
+        author = match.group("name")
+    record = {
+        "title": entry.get("title", ""), "body": _html_to_text(html), "author": author, "source": outlet,
+        "url": link if link.startswith(("http://", "https://")) else "",
+        "published_at": entry.get("published") or entry.get("updated") or "",
+        "category": (entry.get("tags") or [{}])[0].get("term", "") or "",
+    }
+    if entry.get("id") and not record["url"]:
+        record["id"] = entry["id"]
+    return record
 
 
 def parse_feed(data: bytes, origin: str, name: str) -> Parsed:
+    """Articles from an RSS or Atom feed: one per entry, its HTML content or summary turned into text."""
     import feedparser
 
     feed = feedparser.parse(data, resolve_relative_uris=False, sanitize_html=True)
@@ -144,17 +217,4 @@ def parse_feed(data: bytes, origin: str, name: str) -> Parsed:
         reason = f": {feed.bozo_exception}" if feed.get("bozo") else ""
         raise BadInput(f"feed has no entries{reason}")
     outlet = feed.feed.get("title", "")
-    records = []
-    for i, entry in enumerate(feed.entries):
-        content = entry.get("content") or []
-        html = content[0].get("value", "") if content else entry.get("summary", "")
-        date = entry.get("published") or entry.get("updated") or ""
-        record = {
-            "title": entry.get("title", ""), "body": _html_to_text(html), "url": entry.get("link", ""),
-            "author": entry.get("author", ""), "source": outlet, "published_at": date,
-            "category": (entry.get("tags") or [{}])[0].get("term", "") or "",
-        }
-        if entry.get("id") and not record["url"]:
-            record["id"] = entry["id"]
-        records.append((f"{origin}#{i}", record))
-    return _collect(records, name)
+    return _collect([(f"{origin}#{i}", _entry_record(e, outlet)) for i, e in enumerate(feed.entries)], name)

@@ -66,7 +66,8 @@ class Ingestor:
                 queue = []
         self._flush(queue, progress)
 
-    def _plan(self, article: Article, known: dict, seen: dict[str, Article], report: IngestReport) -> _Job | None:
+    def _plan(self, article: Article, known: dict, seen: dict[str, Article],
+              report: IngestReport) -> _Job | None:
         if (first := seen.get(article.id)) is not None:
             if first.content_hash == article.content_hash:
                 report.unchanged += 1
@@ -80,6 +81,8 @@ class Ingestor:
         if previous is not None and previous.get("content_hash") == article.content_hash:
             report.unchanged += 1
             return None
+        if previous is not None:  # this id's stored version is about to be replaced
+            self.index.discard(article.id)
         shingle_set = dedup.shingles(article.body)
         sig = dedup.signature(shingle_set)
         job = _Job(article, dedup.to_hex(sig))
@@ -97,7 +100,7 @@ class Ingestor:
 
     def _flush(self, queue: list[_Job], progress: Progress | None) -> None:
         texts = [t for job in queue if job.duplicate_of is None for t in embed_texts(job.article, job.chunks)]
-        vectors = self.embedder.embed(texts) if texts else np.zeros((0, self.embedder.dim), np.float32)
+        vectors = self.embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)
         offset = 0
         for job in queue:
             if job.duplicate_of is not None:

@@ -1,8 +1,9 @@
 """Read: turn paths, folders, globs and URLs into articles, reporting each bad input with its reason.
 
-Detects the format from the extension (or by sniffing the content when there is none), decodes
-text (UTF-8, UTF-16 with BOM, else Latin-1/cp1252 when it looks like text) and hands it to the
-parser in `ingest.textfmt` / `ingest.formats`. Never raises for bad input: failures are returned.
+Detects the format from the extension or, for a URL, the content type (sniffing the content when
+neither tells), decodes text (UTF-8, UTF-16 with BOM, else Latin-1/cp1252 when it looks like text)
+and hands it to the parser in `ingest.textfmt` / `ingest.formats`. Never raises for bad input:
+failures are returned. A folder is read recursively, skipping hidden files and folders.
 """
 
 from __future__ import annotations
@@ -10,11 +11,22 @@ from __future__ import annotations
 import glob
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.formats import BadInput, Parsed, parse_feed, parse_html, parse_json, parse_jsonl
+from pydantic import ValidationError
+
+from ingest.formats import (
+    BadInput,
+    Parsed,
+    parse_feed,
+    parse_html,
+    parse_json,
+    parse_jsonl,
+    validation_message,
+)
 from ingest.models import Failure
 from ingest.textfmt import parse_text
 
@@ -25,6 +37,12 @@ _EXT = {
 }
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _NON_ASCII, _SPACE = re.compile(r"[^\x00-\x7f]"), re.compile(r"\s")
+_CTYPE = {
+    "application/json": "json", "application/x-ndjson": "jsonl", "text/html": "html",
+    "application/xhtml+xml": "html", "application/rss+xml": "feed", "application/atom+xml": "feed",
+    "application/xml": "feed", "text/xml": "feed", "text/markdown": "markdown",
+}
+_JSON_START = re.compile(rb'\[\s*[\[{"\]0-9-]|\[\s*$|\{\s*["}]|\{\s*$')
 _BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"\x7fELF")
 
 
@@ -77,8 +95,9 @@ def decode_text(data: bytes) -> str:
 
 
 def sniff(data: bytes) -> str:
+    """The format of content that has no telling extension: json, jsonl, feed, html or text."""
     head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head[:1] in (b"{", b"["):
+    if _JSON_START.match(head):
         return "jsonl" if head[:1] == b"{" and b"}\n{" in data[:1 << 20].replace(b"\r", b"") else "json"
     if head.startswith(b"<?xml") or head.startswith((b"<rss", b"<feed", b"<rdf")):
         return "html" if b"<html" in head else "feed"
@@ -97,6 +116,8 @@ def parse_bytes(data: bytes, origin: str, name: str, fmt: str | None = None, url
             raise BadInput("binary file, not a feed")
         return parse_feed(data, origin, name)
     text = decode_text(data)
+    if fmt == "json" and sniff(data) == "jsonl":  # JSON Lines saved as .json
+        fmt = "jsonl"
     if fmt == "json":
         return parse_json(text, origin, name)
     if fmt == "jsonl":
@@ -104,12 +125,13 @@ def parse_bytes(data: bytes, origin: str, name: str, fmt: str | None = None, url
     if fmt == "html":
         return parse_html(text, origin, name, url)
     try:
-        return [parse_text(text, name, origin, markdown=fmt == "markdown")], []
-    except ValueError as err:  # pydantic: e.g. nothing left after the headers
-        raise BadInput("article has no text") from err
+        return [parse_text(text, name, origin, markdown=fmt == "markdown", url=url)], []
+    except ValidationError as err:  # e.g. nothing left after the headers, or a bad front-matter id
+        raise BadInput(validation_message(err)) from err
 
 
 def read_file(path: Path, max_bytes: int) -> Parsed:
+    """Articles from one local file; a file that cannot be read or parsed becomes a failure."""
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -122,27 +144,39 @@ def read_file(path: Path, max_bytes: int) -> Parsed:
         return [], [Failure(path=str(path), error=f"cannot read: {err.strerror or err}")]
 
 
+def _url_format(url: str, ctype: str) -> str | None:
+    """The format a response's content type names, else its URL's extension; None means sniff."""
+    if ctype in _CTYPE:
+        return _CTYPE[ctype]
+    suffix = Path(urllib.parse.urlsplit(url).path).suffix.lower()
+    return _EXT.get(suffix) or ("text" if ctype == "text/plain" else None)
+
+
 def fetch_url(url: str, timeout: float, max_bytes: int) -> Parsed:
+    """Articles from one http(s) URL; HTTP errors, timeouts and bad content become failures."""
     request = urllib.request.Request(url, headers={"User-Agent": "newsqa/0.1 (+ingest)"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             data = response.read(max_bytes + 1)
             ctype = response.headers.get_content_type()
+    except urllib.error.HTTPError as err:
+        return [], [Failure(path=url, error=f"cannot fetch: HTTP {err.code} {err.reason}")]
     except (urllib.error.URLError, TimeoutError, ValueError, OSError) as err:
         reason = getattr(err, "reason", None) or err
         return [], [Failure(path=url, error=f"cannot fetch: {reason}")]
     if len(data) > max_bytes:
         return [], [Failure(path=url, error=f"response too large (over {max_bytes} bytes)")]
-    fmt = {"application/json": "json", "text/html": "html", "application/xhtml+xml": "html",
-           "application/rss+xml": "feed", "application/atom+xml": "feed", "text/plain": "text",
-           "text/markdown": "markdown"}.get(ctype)
-    if ctype in ("application/xml", "text/xml"):
-        fmt = "feed"
     name = url.rstrip("/").rsplit("/", 1)[-1] or url
     try:
-        return parse_bytes(data, url, name, fmt, url=url)
+        return parse_bytes(data, url, name, _url_format(url, ctype), url=url)
     except BadInput as err:
         return [], [Failure(path=url, error=str(err))]
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """Regular files under a folder, recursively, skipping hidden files and folders (.git, .cache…)."""
+    return [child for child in sorted(folder.rglob("*"))
+            if child.is_file() and not any(p.startswith(".") for p in child.relative_to(folder).parts)]
 
 
 def expand(target: str) -> Iterator[Path | str | Failure]:
@@ -152,15 +186,16 @@ def expand(target: str) -> Iterator[Path | str | Failure]:
         return
     path = Path(target)
     if path.is_dir():
-        for child in sorted(path.rglob("*")):
-            rel = child.relative_to(path).parts
-            if child.is_file() and not any(p.startswith(".") for p in rel):
-                yield child
-    elif path.exists():
+        files = _folder_files(path)
+        if not files:
+            yield Failure(path=target, error="folder holds no files to read (hidden ones are skipped)")
+        yield from files
+    elif path.is_file():
         yield path
+    elif path.exists():
+        yield Failure(path=target, error="not a regular file")
     elif glob.has_magic(target):
-        matches = sorted(Path(p) for p in glob.glob(target, recursive=True))
-        files = [m for m in matches if m.is_file()]
+        files = [m for m in sorted(Path(p) for p in glob.glob(target, recursive=True)) if m.is_file()]
         if not files:
             yield Failure(path=target, error="no file matches this pattern")
         yield from files
@@ -174,11 +209,14 @@ def read_path(path: Path, max_bytes: int = 64 << 20) -> Parsed:
 
 
 def read_inputs(targets: list[str], timeout: float = 20.0, max_bytes: int = 64 << 20) -> Iterator[Parsed]:
-    """Parse each input in turn, yielding (articles, failures) per file or URL."""
+    """Parse each input in turn, yielding (articles, failures) per file or URL (each file once)."""
+    seen: set[Path] = set()
     for target in targets:
         for item in expand(target):
             if isinstance(item, Path):
-                yield read_file(item, max_bytes)
+                if (key := item.resolve()) not in seen:
+                    seen.add(key)
+                    yield read_file(item, max_bytes)
             elif isinstance(item, Failure):
                 yield [], [item]
             else:
