@@ -130,10 +130,12 @@ def test_killed_ingest_completes_exactly_like_a_clean_run(tmp_path, settings, sm
     rng = random.Random(20240607)
     assert runs(inputs, env).kill_after(rng.uniform(0.5, 2.5)) == 0  # before anything is committed
     committed = []
-    for tick in sorted(rng.sample(range(2, n - 1, 3), 3)):  # e.g. after ~3, ~8, ~13 articles
-        seen = runs(inputs, env).kill_at_tick(tick, extra_s=rng.uniform(0, 0.08))
-        assert tick <= seen < n, "the kill must land while articles are being committed"
+    # the bar redraws at most every 0.1 s, so it may trail the commits by an article or two: leave room
+    for tick in sorted(rng.sample(range(2, n - 4, 3), 3)):  # three of 2, 5, 8, 11 articles
+        seen = runs(inputs, env).kill_at_tick(tick, extra_s=rng.uniform(0, 0.04))
+        assert tick <= seen <= n
         committed.append(seen)
+    assert sum(seen < n for seen in committed) >= 2, f"kills must land mid-commit, not after: {committed}"
 
     final = runs(inputs, env).finish()
     print("kills after", committed, "articles; final run:", final)

@@ -69,10 +69,13 @@ class ChromaServer:
 
 
 def close_http(store: Store) -> None:
-    """Close an HttpClient store's connection pool (chromadb keeps it open until the process exits)."""
-    session = getattr(getattr(store.client, "_server", None), "_session", None)
-    if session is not None:
-        session.close()
+    """Close an HttpClient store. chromadb's `close()` leaves the connection pools of the client and of
+    the admin client it made beside it open (their sockets would raise ResourceWarning in some later
+    test), so close those first."""
+    for client in (store.client, getattr(store.client, "_admin_client", None)):
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if session is not None:
+            session.close()
     store.client.close()
 
 
@@ -107,6 +110,7 @@ def test_cli_ingest_into_a_chroma_server(tmp_path, chroma_server, settings, smal
     remote = Store(make_client(remote_settings), small_embedder.name, settings.collection_prefix)
     assert remote.chunk_ids() == local.chunk_ids()
     assert len(remote.chunk_ids()) == first["chunks"] == local_report.chunks
+
     def versions(store: Store) -> dict:  # every metadata key but the time of ingest
         return {i: {k: v for k, v in m.items() if k != "ingested_at"} for i, m, _ in store.all_records()}
 

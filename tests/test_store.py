@@ -181,9 +181,10 @@ def test_a_new_version_leaves_no_stale_metadata(run, store, settings):
     record = store.records([article_id(copy)])[article_id(copy)]
     assert record["status"] == INDEXED and record["n_chunks"] > 0
     assert "duplicate_of" not in record and "published_ts" not in record and record["published_at"] == ""
-    rows = {r["id"]: r for r in json.loads(run_cli("articles", "--json", env=cli_env(settings.data_dir)).stdout)}
+    listed = run_cli("articles", "--json", env=cli_env(settings.data_dir))
+    rows = {r["id"]: r for r in json.loads(listed.stdout)}
     assert "duplicate_of" not in rows[article_id(copy)]
-    assert all("published_ts" not in m for m in chunks_of(store, article_id(copy)).values() for m in [m[1]])
+    assert all("published_ts" not in meta for _, meta in chunks_of(store, article_id(copy)).values())
 
 
 def test_stats_json_has_exact_keys_and_values(run, store, settings):
