@@ -140,9 +140,13 @@ class Store:
                            duplicate_of=duplicate_of)
 
     def delete(self, article_id: str) -> bool:
-        """Remove an article and all its chunks. False when there was no such article."""
+        """Remove an article, all its chunks and the records of its syndicated copies.
+
+        False when there was no such article. A copy ingested again later is then indexed on its own.
+        """
         existed = bool(self.articles.get(ids=[article_id], include=[])["ids"])
         self._delete_chunks(article_id)  # chunks first: a crash leaves the record, so delete can be rerun
+        self.articles.delete(where={"duplicate_of": article_id})
         self.articles.delete(ids=[article_id])
         return existed
 

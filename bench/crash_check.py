@@ -45,7 +45,8 @@ def run_cli(data_dir: Path, embedder: str, inputs: list[str], kill_after: float 
 
 def snapshot(data_dir: Path, embedder: str) -> dict:
     store = Store(make_client(Settings(data_dir=data_dir)), embedder)
-    records = {i: (m.get("content_hash"), m.get("status"), m.get("n_chunks")) for i, m, _ in store.all_records()}
+    records = {i: (m.get("content_hash"), m.get("status"), m.get("n_chunks"))
+               for i, m, _ in store.all_records()}
     return {"records": records, "chunk_ids": store.chunk_ids(), "stats": store.stats()}
 
 
@@ -72,8 +73,8 @@ def main() -> None:
         clean_s = time.perf_counter() - t0
         kills = 0
         for _ in range(args.kills):
-            if run_cli(crash_dir, args.embedder, inputs, kill_after=rng.uniform(1.5, max(2.0, clean_s * 0.9))) \
-                    is None:
+            delay = rng.uniform(1.5, max(2.0, clean_s * 0.9))
+            if run_cli(crash_dir, args.embedder, inputs, kill_after=delay) is None:
                 kills += 1
         resumed = run_cli(crash_dir, args.embedder, inputs)
         again = run_cli(crash_dir, args.embedder, inputs)
@@ -81,7 +82,8 @@ def main() -> None:
         result = {
             "clean": clean, "resumed": resumed, "second_run": again, "kills": kills,
             "same_records": a["records"] == b["records"], "same_chunk_ids": a["chunk_ids"] == b["chunk_ids"],
-            "same_stats": a["stats"] == b["stats"], "chunks": len(a["chunk_ids"]), "clean_s": round(clean_s, 1),
+            "same_stats": a["stats"] == b["stats"], "chunks": len(a["chunk_ids"]),
+            "clean_s": round(clean_s, 1),
         }
         print(json.dumps(result))
 

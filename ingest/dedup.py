@@ -51,28 +51,35 @@ class DuplicateIndex:
         self.threshold = threshold
         self._body_of = body_of  # loads a stored body to confirm a candidate exactly
         self._ids: list[str] = []
-        self._sigs: list[np.ndarray] = []
+        self._matrix = np.zeros((64, 64), dtype=np.uint32)  # one signature a row, grown by doubling
+        self._alive = np.zeros(64, dtype=bool)
         self._sets: dict[str, set[int]] = {}
 
+    def __contains__(self, article_id: object) -> bool:
+        return any(self._alive[row] for row, other in enumerate(self._ids) if other == article_id)
+
     def add(self, article_id: str, sig: np.ndarray, shingle_set: set[int] | None = None) -> None:
+        row = len(self._ids)
+        if row == len(self._matrix):
+            self._matrix = np.vstack([self._matrix, np.zeros_like(self._matrix)])
+            self._alive = np.concatenate([self._alive, np.zeros_like(self._alive)])
         self._ids.append(article_id)
-        self._sigs.append(sig)
+        self._matrix[row], self._alive[row] = sig, True
         if shingle_set is not None:
             self._sets[article_id] = shingle_set
 
     def discard(self, article_id: str) -> None:
         """Forget an article: its indexed version is being replaced, so nothing may match it any more."""
-        keep = [row for row, other in enumerate(self._ids) if other != article_id]
-        self._ids = [self._ids[row] for row in keep]
-        self._sigs = [self._sigs[row] for row in keep]
+        for row, other in enumerate(self._ids):
+            if other == article_id:
+                self._alive[row] = False
         self._sets.pop(article_id, None)
 
     def find(self, article_id: str, sig: np.ndarray, shingle_set: set[int]) -> str | None:
         """Id of the earliest indexed article this one duplicates, or None."""
-        if not self._sigs:
-            return None
-        estimates = (np.vstack(self._sigs) == sig).mean(axis=1)
-        for row in np.flatnonzero(estimates >= self.threshold - 0.15):
+        n = len(self._ids)
+        estimates = (self._matrix[:n] == sig).mean(axis=1)
+        for row in np.flatnonzero((estimates >= self.threshold - 0.15) & self._alive[:n]):
             other = self._ids[row]
             if other == article_id:
                 continue

@@ -16,7 +16,7 @@ import numpy as np
 
 from assistant.embed import Embedder
 from assistant.settings import Settings
-from assistant.store import INDEXED, Store
+from assistant.store import DUPLICATE, INDEXED, Store
 from ingest import dedup
 from ingest.chunk import chunk_article
 from ingest.models import Article, Chunk, Failure, IngestReport
@@ -78,8 +78,9 @@ class Ingestor:
             return None
         seen[article.id] = article
         previous = known.get(article.id)
-        if previous is not None and previous.get("content_hash") == article.content_hash:
-            report.unchanged += 1
+        if previous is not None and previous.get("content_hash") == article.content_hash and not (
+                previous.get("status") == DUPLICATE and previous.get("duplicate_of") not in self.index):
+            report.unchanged += 1  # (a duplicate whose original is gone is planned afresh)
             return None
         if previous is not None:  # this id's stored version is about to be replaced
             self.index.discard(article.id)

@@ -136,6 +136,36 @@ def test_syndicated_copy_is_recorded_as_a_duplicate(run, store, settings):
     assert (again.unchanged, again.duplicates, again.added) == (1, 0, 0)
 
 
+def test_deleting_an_original_lets_its_copy_be_indexed(run, store):
+    original, copy = corpus_record(SWIFT_TIME), syndicated_copy(corpus_record(SWIFT_TIME))
+    assert run(original, copy).duplicates == 1
+    assert store.delete(article_id(original))
+    assert store.records([article_id(original), article_id(copy)]) == {}  # copy's record went with it
+    assert store.stats()["articles"] == 0 and store.chunk_ids() == []
+    again = run(copy)
+    assert (again.added, again.duplicates) == (1, 0)
+    assert chunks_of(store, article_id(copy))
+
+
+def test_copy_whose_original_vanished_is_planned_afresh(run, store):
+    original, copy = corpus_record(SWIFT_TIME), syndicated_copy(corpus_record(SWIFT_TIME))
+    run(original, copy)
+    store.articles.delete(ids=[article_id(original)])  # as if removed by another tool
+    store.chunks.delete(where={"article_id": article_id(original)})
+    again = run(copy)
+    assert (again.unchanged, again.updated, again.duplicates) == (0, 1, 0)
+    assert store.records([article_id(copy)])[article_id(copy)]["status"] == INDEXED
+
+
+def test_same_id_twice_in_one_run_is_reported_not_crashed(run, store):
+    first = {**corpus_record(SWIFT_TIME), "id": "story-1"}
+    second = {**corpus_record(SWIFT_KELCE), "id": "story-1"}
+    report = run(first, first, second)
+    assert (report.added, report.unchanged, len(report.failed)) == (1, 1, 1)
+    assert "already read from" in report.failed[0].error and "different content" in report.failed[0].error
+    assert store.body(article_id(first)) == first["body"].strip()
+
+
 def test_near_identical_articles_in_one_run(run, store):
     original = corpus_record(SWIFT_TIME)
     copy = syndicated_copy(original, outlet="Another Wire")
