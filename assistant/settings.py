@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     )
     embedder: EmbedderName = Field("minilm-l6-int8", description="Embedding model.")
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks per embedding batch.")
+    ingest_window: int = Field(128, ge=1, le=100_000, description="Chunks embedded and committed together.")
     embed_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads (0 = all cores).")
     openai_embedding_model: str = Field("text-embedding-3-small", description="Model for embedder=openai.")
     chunk_tokens: int = Field(256, ge=32, le=4096, description="Chunk size in tiktoken cl100k tokens.")

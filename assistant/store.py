@@ -15,6 +15,7 @@ Works the same on a local `PersistentClient` and on a Chroma server (`HttpClient
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,17 @@ from assistant.settings import Settings
 from ingest.models import Article, Chunk
 
 INDEXED, DUPLICATE = "indexed", "duplicate"
+
+
+@dataclass
+class Pending:
+    """An article ready to commit: its chunks and their vectors, or the id of the article it copies."""
+
+    article: Article
+    signature: str  # MinHash, hex
+    chunks: list[Chunk] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+    duplicate_of: str | None = None
 
 
 def make_client(settings: Settings) -> Any:
@@ -115,29 +127,41 @@ class Store:
     # --- writes ------------------------------------------------------------------------------
     def commit(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, signature: str) -> None:
         """Make `article` (this version) fully present, replacing any earlier version."""
-        base = _article_meta(article)
-        for start in range(0, len(chunks), self.batch):
-            part = chunks[start : start + self.batch]
-            self.chunks.upsert(
-                ids=[c.id for c in part],
-                embeddings=vectors[start : start + len(part)],
-                documents=[c.text for c in part],
-                metadatas=[{**base, "article_id": article.id, "chunk_index": c.index,
-                            "char_start": c.char_start, "char_end": c.char_end, "tokens": c.tokens}
-                           for c in part],
-            )
-        self._delete_chunks(article.id, keep_hash=article.content_hash)
-        mean = vectors.mean(axis=0)
-        self._write_record(article, mean / max(float(np.linalg.norm(mean)), 1e-12),
-                           status=INDEXED, n_chunks=len(chunks), minhash=signature)
+        self.commit_batch([Pending(article, signature, list(chunks), vectors)])
 
     def commit_duplicate(self, article: Article, duplicate_of: str, signature: str) -> None:
         """Record `article` as a duplicate of an indexed one, with no chunks of its own."""
-        self._delete_chunks(article.id)
-        got = self.articles.get(ids=[duplicate_of], include=["embeddings"])
-        vector = np.asarray(got["embeddings"][0], dtype=np.float32)
-        self._write_record(article, vector, status=DUPLICATE, n_chunks=0, minhash=signature,
-                           duplicate_of=duplicate_of)
+        self.commit_batch([Pending(article, signature, duplicate_of=duplicate_of)])
+
+    def commit_batch(self, items: Sequence[Pending]) -> None:
+        """Commit several articles in three steps (few round trips), each article still crash-safe:
+        1. upsert every new chunk; 2. delete every chunk of these articles not of their new version;
+        3. write the records — originals before the duplicates that may point at them."""
+        indexed = [p for p in items if p.duplicate_of is None]
+        rows = [(p, c, v) for p in indexed for c, v in zip(p.chunks, p.vectors, strict=True)]
+        for start in range(0, len(rows), self.batch):
+            part = rows[start : start + self.batch]
+            self.chunks.upsert(
+                ids=[c.id for _, c, _ in part], embeddings=np.stack([v for _, _, v in part]),
+                documents=[c.text for _, c, _ in part],
+                metadatas=[{**_article_meta(p.article), "article_id": p.article.id, "chunk_index": c.index,
+                            "char_start": c.char_start, "char_end": c.char_end, "tokens": c.tokens}
+                           for p, c, _ in part],
+            )
+        stale = [{"$and": [{"article_id": p.article.id}, {"content_hash": {"$ne": p.article.content_hash}}]}
+                 if p.duplicate_of is None else {"article_id": p.article.id} for p in items]
+        for start in range(0, len(stale), 100):
+            conds = stale[start : start + 100]
+            self.chunks.delete(where=conds[0] if len(conds) == 1 else {"$or": conds})
+        means = {p.article.id: _unit(p.vectors.mean(axis=0)) for p in indexed}
+        self._write_records([(p, means[p.article.id]) for p in indexed])
+        copies = [p for p in items if p.duplicate_of is not None]
+        missing = [p.duplicate_of for p in copies if p.duplicate_of not in means]
+        if missing:
+            got = self.articles.get(ids=list(dict.fromkeys(missing)), include=["embeddings"])
+            means.update(zip(got["ids"], (np.asarray(e, dtype=np.float32) for e in got["embeddings"]),
+                             strict=True))
+        self._write_records([(p, means[p.duplicate_of]) for p in copies if p.duplicate_of])
 
     def delete(self, article_id: str) -> bool:
         """Remove an article, all its chunks and the records of its syndicated copies.
@@ -150,15 +174,23 @@ class Store:
         self.articles.delete(ids=[article_id])
         return existed
 
-    def _delete_chunks(self, article_id: str, keep_hash: str | None = None) -> None:
-        where: dict[str, Any] = {"article_id": article_id}
-        if keep_hash is not None:
-            where = {"$and": [where, {"content_hash": {"$ne": keep_hash}}]}
-        self.chunks.delete(where=where)
+    def _delete_chunks(self, article_id: str) -> None:
+        self.chunks.delete(where={"article_id": article_id})
 
-    def _write_record(self, article: Article, vector: np.ndarray, **extra: Any) -> None:
-        meta = {**_article_meta(article), "duplicate_of": None, **extra, "summary": article.summary,
-                "origin": article.origin[:500],
-                "ingested_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        self.articles.upsert(ids=[article.id], embeddings=[vector], documents=[article.body],
-                             metadatas=[meta])
+    def _write_records(self, items: Sequence[tuple[Pending, np.ndarray]]) -> None:
+        if not items:
+            return
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        metas = [{**_article_meta(p.article), "status": DUPLICATE if p.duplicate_of else INDEXED,
+                  "duplicate_of": p.duplicate_of, "n_chunks": len(p.chunks), "minhash": p.signature,
+                  "summary": p.article.summary, "origin": p.article.origin[:500], "ingested_at": now}
+                 for p, _ in items]
+        for start in range(0, len(items), self.batch):
+            part = slice(start, start + self.batch)
+            self.articles.upsert(ids=[p.article.id for p, _ in items[part]],
+                                 embeddings=np.stack([v for _, v in items[part]]),
+                                 documents=[p.article.body for p, _ in items[part]], metadatas=metas[part])
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)

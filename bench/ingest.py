@@ -24,7 +24,7 @@ from assistant.embed import make_embedder  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.store import Store, make_client  # noqa: E402
 from ingest.chunk import chunk_article  # noqa: E402
-from ingest.pipeline import Ingestor, embed_texts, ingest  # noqa: E402
+from ingest.pipeline import embed_texts, ingest  # noqa: E402
 from ingest.read import read_path  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "data" / "multihop-rag" / "corpus.json"
@@ -50,7 +50,7 @@ def main() -> None:
                                                                               settings.chunk_overlap))]
         embedder = make_embedder(settings)
         embedder.embed(texts[:8])  # warm up
-        window = Ingestor.WINDOW
+        window = settings.ingest_window
         t0 = time.perf_counter()
         for start in range(0, len(texts), window):
             embedder.embed(texts[start : start + window])

@@ -2,21 +2,22 @@
 
 Articles are planned in input order. Unchanged ones (same id and content hash as the store) are
 skipped before any chunking or embedding. The rest are chunked and queued; when a window of chunks
-is full it is embedded in one call (length-sorted batches) and its articles are committed in order,
-each atomically (see `assistant.store`). Duplicate records are committed in the same order, so a
-duplicate never points at an article that is not yet stored.
-"""
+is full it is embedded in one call (length-sorted batches) and handed to one writer thread, which
+commits the window's articles (see `assistant.store`) while the next window is planned and embedded.
+Windows are committed in order and originals before their duplicates, so a duplicate never points
+at an article that is not yet stored."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from assistant.embed import Embedder
 from assistant.settings import Settings
-from assistant.store import DUPLICATE, INDEXED, Store
+from assistant.store import DUPLICATE, INDEXED, Pending, Store
 from ingest import dedup
 from ingest.chunk import chunk_article
 from ingest.models import Article, Chunk, Failure, IngestReport
@@ -42,10 +43,10 @@ def embed_texts(article: Article, chunks: list[Chunk]) -> list[str]:
 class Ingestor:
     """Ingests articles into one store with one embedder."""
 
-    WINDOW = 128  # chunks embedded per call: enough to sort by length, small enough to commit often
-
-    def __init__(self, store: Store, embedder: Embedder, settings: Settings, window: int = WINDOW) -> None:
-        self.store, self.embedder, self.settings, self.window = store, embedder, settings, window
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
+        # window: chunks embedded per call (enough to sort by length), committed together
+        self.store, self.embedder, self.settings = store, embedder, settings
+        self.window = settings.ingest_window
         self.index = dedup.DuplicateIndex(settings.duplicate_threshold, store.body)
         for article_id, meta, _ in store.all_records():
             if meta.get("status") == INDEXED and meta.get("minhash"):
@@ -55,16 +56,22 @@ class Ingestor:
         known = self.store.records([a.id for a in articles])
         seen: dict[str, Article] = {}
         queue: list[_Job] = []
-        for article in articles:
-            job = self._plan(article, known, seen, report)
-            if job is not None:
-                queue.append(job)
-            elif progress:
-                progress(1)
-            if sum(len(j.chunks) for j in queue) >= self.window:
-                self._flush(queue, progress)
-                queue = []
-        self._flush(queue, progress)
+        # One writer thread: window N is committed while window N+1 is planned and embedded. Windows
+        # are committed strictly in order (each waits for the one before), so crash-safety holds.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsqa-commit") as writer:
+            last: Future[None] | None = None
+            for article in articles:
+                job = self._plan(article, known, seen, report)
+                if job is not None:
+                    queue.append(job)
+                elif progress:
+                    progress(1)
+                if sum(len(j.chunks) for j in queue) >= self.window:
+                    last = self._flush(queue, writer, last, progress)
+                    queue = []
+            last = self._flush(queue, writer, last, progress)
+            if last is not None:
+                last.result()
 
     def _plan(self, article: Article, known: dict, seen: dict[str, Article],
               report: IngestReport) -> _Job | None:
@@ -99,19 +106,28 @@ class Ingestor:
         job.chunks = chunk_article(article, self.settings.chunk_tokens, self.settings.chunk_overlap)
         return job
 
-    def _flush(self, queue: list[_Job], progress: Progress | None) -> None:
+    def _flush(self, queue: list[_Job], writer: ThreadPoolExecutor, previous: Future[None] | None,
+               progress: Progress | None) -> Future[None] | None:
+        """Embed a window, then hand it to the writer once the previous window is committed."""
+        if not queue:
+            return previous
         texts = [t for job in queue if job.duplicate_of is None for t in embed_texts(job.article, job.chunks)]
         vectors = self.embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)
-        offset = 0
+        pending, offset = [], 0
         for job in queue:
-            if job.duplicate_of is not None:
-                self.store.commit_duplicate(job.article, job.duplicate_of, job.signature)
-            else:
-                n = len(job.chunks)
-                self.store.commit(job.article, job.chunks, vectors[offset : offset + n], job.signature)
-                offset += n
+            n = len(job.chunks)
+            pending.append(Pending(job.article, job.signature, job.chunks, vectors[offset : offset + n],
+                                   job.duplicate_of))
+            offset += n
+        if previous is not None:
+            previous.result()  # re-raises a failed commit here, before anything later is written
+
+        def commit() -> None:
+            self.store.commit_batch(pending)
             if progress:
-                progress(1)
+                progress(len(pending))
+
+        return writer.submit(commit)
 
 
 def read_all(targets: Iterable[str], settings: Settings, report: IngestReport) -> list[Article]:

@@ -126,7 +126,7 @@ def test_killed_ingest_completes_exactly_like_a_clean_run(tmp_path, settings, sm
     expected = snapshot(clean_store)
 
     crash_dir = tmp_path / "crashed"
-    env = cli_env(crash_dir)
+    env = cli_env(crash_dir, NEWSQA_INGEST_WINDOW="3")  # small windows: many commits to land kills between
     rng = random.Random(20240607)
     assert runs(inputs, env).kill_after(rng.uniform(0.5, 2.5)) == 0  # before anything is committed
     committed = []
