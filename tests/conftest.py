@@ -15,6 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 SEED = DATA / "seed" / "000_3cd6c6f1fd595990.txt"
 CORPUS = DATA / "multihop-rag" / "corpus.json"
+
+
+def pytest_configure(config):
+    if not (DATA / "multihop-rag" / "corpus.json").is_file() or not SEED.is_file():
+        raise pytest.UsageError(f"the shared data is missing: expected it at {DATA} (beside the project root)")
 PYTHON = sys.executable
 
 
