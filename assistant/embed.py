@@ -79,14 +79,15 @@ def _verified(package: str, relpath: str, sha256: str) -> Path:
     path = _package_dir(package) / relpath
     if not path.is_file():
         raise ModelFileError(f"model file missing: {path}")
-    digest = _sha256(path)
+    stat = path.stat()
+    digest = _sha256(path, stat.st_size, stat.st_mtime_ns)  # re-hashed whenever the file changes
     if digest != sha256:
         raise ModelFileError(f"{path} has sha256 {digest}, expected {sha256}: refusing to load it")
     return path
 
 
 @cache
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:  # size and mtime only key the cache
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -162,6 +163,8 @@ class OpenAIEmbedder:
         return self._dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             batch = [t if t.strip() else " " for t in texts[start : start + self.batch_size]]

@@ -19,7 +19,7 @@ CORPUS = DATA / "multihop-rag" / "corpus.json"
 
 def pytest_configure(config):
     if not (DATA / "multihop-rag" / "corpus.json").is_file() or not SEED.is_file():
-        raise pytest.UsageError(f"the shared data is missing: expected it at {DATA} (beside the project root)")
+        raise pytest.UsageError(f"the shared data is missing: expected it at {DATA} (beside the project)")
 PYTHON = sys.executable
 
 

@@ -103,6 +103,16 @@ def test_tampered_weights_are_refused(tmp_path, monkeypatch):
         OnnxEmbedder("minilm-l3")
 
 
+def test_weights_changed_after_a_good_load_are_refused(tmp_path, monkeypatch):
+    spec = ONNX_MODELS["minilm-l3"]
+    copy = copy_package(spec.package, tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    OnnxEmbedder("minilm-l3")  # checked once and accepted in this process
+    flip_a_byte(copy / spec.weights)
+    with pytest.raises(ModelFileError, match="refusing to load"):
+        OnnxEmbedder("minilm-l3")  # the same path is checked again, not taken from the cache
+
+
 def test_tampered_tokenizer_is_refused(tmp_path, monkeypatch):
     from assistant.embed import _TOKENIZER
 
