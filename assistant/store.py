@@ -1,4 +1,4 @@
-"""Store: articles and their chunks in Chroma, committed one article at a time.
+"""Store: articles and their chunks in Chroma, committed in batches, each article crash-safe.
 
 Two collections per embedder (so changing the embedder never mixes vector spaces):
 `{prefix}-chunks-{embedder}` holds one record per chunk (text, vector, article metadata, position);
@@ -125,14 +125,6 @@ class Store:
         }
 
     # --- writes ------------------------------------------------------------------------------
-    def commit(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, signature: str) -> None:
-        """Make `article` (this version) fully present, replacing any earlier version."""
-        self.commit_batch([Pending(article, signature, list(chunks), vectors)])
-
-    def commit_duplicate(self, article: Article, duplicate_of: str, signature: str) -> None:
-        """Record `article` as a duplicate of an indexed one, with no chunks of its own."""
-        self.commit_batch([Pending(article, signature, duplicate_of=duplicate_of)])
-
     def commit_batch(self, items: Sequence[Pending]) -> None:
         """Commit several articles in three steps (few round trips), each article still crash-safe:
         1. upsert every new chunk; 2. delete every chunk of these articles not of their new version;
