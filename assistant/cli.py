@@ -1,4 +1,4 @@
-"""CLI: the `newsqa` command (ingest, stats, articles, delete).
+"""CLI: the `newsqa` command (ingest, stats, articles, delete; retrieve, ask, eval in `commands`).
 
 Exit status: 0 when everything worked, 1 when some input failed (the good ones are kept), 2 on
 usage or configuration errors.
@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from assistant import commands
 from assistant.settings import Settings
 
 
@@ -59,6 +60,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     embedder = make_embedder(settings)
     store = _open_store(settings)
     report = ingest(args.inputs, store, embedder, settings, _progress_factory(sys.stderr.isatty()))
+    _refresh_indexes(store, settings)
     if args.json:
         print(report.model_dump_json())
     else:
@@ -97,9 +99,18 @@ def cmd_articles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refresh_indexes(store: Any, settings: Settings) -> None:
+    """Bring BM25 and the quote index in step with the store now, not at the first question."""
+    from assistant.indexes import Indexes
+
+    Indexes.open(store, settings.data_dir)
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
-    store = _open_store(_settings(args))
+    settings = _settings(args)
+    store = _open_store(settings)
     missing = [i for i in args.ids if not store.delete(i)]
+    _refresh_indexes(store, settings)
     for article_id in missing:
         print(f"no article with id {article_id}", file=sys.stderr)
     if len(missing) < len(args.ids):
@@ -126,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = command("delete", cmd_delete, "Remove articles and all their chunks.")
     p.add_argument("ids", nargs="+", metavar="ID")
+    def with_settings(name: str, func: commands.Command, help_: str) -> argparse.ArgumentParser:
+        return command(name, lambda args: func(args, _settings(args)), help_)
+
+    commands.register(with_settings)
     return parser
 
 
@@ -135,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ValidationError as err:
         print(f"newsqa: invalid configuration: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as err:  # e.g. a bad --since date, a missing --queries file
+        print(f"newsqa: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     )
     fetch_timeout_s: float = Field(20.0, gt=0, description="Timeout for fetching a URL to ingest.")
     max_input_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest single input read.")
+    model: str | None = Field(None, description="Chat model (OPENAI_BASE_URL); unset = offline.")
+    llm_timeout_s: float = Field(30.0, gt=0, description="Timeout of one request to the chat model.")
+    llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed request to the chat model.")
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the chat model.")
+    top_k: int = Field(10, ge=1, le=100, description="Passages retrieved for a question.")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -108,3 +108,12 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
     """Run `python -m assistant.cli ARGS` to completion, capturing its output."""
     return subprocess.run([PYTHON, "-m", "assistant.cli", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def fake_llm_server():
+    """A started scripted OpenAI-compatible chat server on 127.0.0.1 (tests/fake_openai.py)."""
+    from fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer() as server:
+        yield server

@@ -1,0 +1,356 @@
+"""Cite: parse, renumber and verify the [n] citations of a model's answer against the retrieved passages.
+
+`cite()` turns a model's raw answer into what a reader may trust: markers renumbered 1..m in order of
+first appearance, markers to passages that do not exist dropped, links to anything but the cited
+articles removed, and every sentence checked lexically against the passages it cites. A sentence the
+passages do not support (or a substantive sentence citing nothing) is listed in `unsupported` and
+tagged " [unverified]" in the text. `support()` is the lexical check; deterministic and fast.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Sequence
+from datetime import date
+from functools import lru_cache
+from typing import NamedTuple
+
+import Stemmer
+from pydantic import BaseModel, Field
+
+from assistant.schema import Citation, Passage
+
+REFUSAL = "The articles don't say."
+UNVERIFIED = "[unverified]"
+NUMBER_CAP = 0.25  # the most a claim scores when one of its numbers is missing from the passage
+MAX_REFUSAL_CHARS = 300
+
+_MARKER = r"\[\s*\d{1,3}(?:\s*,\s*\d{1,3})*\s*\](?!\()"
+MARKER_RUN = re.compile(rf"{_MARKER}(?:[ \t]*{_MARKER})*")
+_MARKER_WITH_SPACE = re.compile(rf"([ \t]*)({MARKER_RUN.pattern})")
+_MD_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
+_RAW_URL = re.compile(r"[ \t]*<?(https?://[^\s<>()\[\]\"']+)>?")
+_TOKEN = re.compile(r"[^\W_]+(?:['’.][^\W_]+|,\d+)*")
+_END = re.compile(r"[.!?…]+[\"'”’)]*(?=\s|$)|\n")
+_PREV_WORD = re.compile(r"[A-Za-z][A-Za-z.]*$")
+
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+STOPWORDS = _words("""
+a about above after again against all also am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has have having
+he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
+nor not now of off on once only or other our ours out over own same she should so some such than that the
+their theirs them themselves then there these they this those through to too under until up us very was
+we were what when where which while who whom why will with would you your yours yourself may might must
+shall one ones said says say saying told added according noted stated mr mrs ms dr don't doesn't didn't
+isn't wasn't aren't weren't won't can't couldn't wouldn't shouldn't it's he's she's that's there's they're
+""")
+_NUMBER_WORDS = {word: str(i) for i, word in enumerate(
+    ("zero", "", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+     "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")) if word}
+_NUMBER_WORDS |= {word: str(10 * i) for i, word in enumerate(
+    ("thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"), start=3)}
+_TITLES = _words("mr mrs ms dr prof gen sen rep gov lt col capt sgt st rev hon pres messrs")
+_ABBREVIATIONS = _words("etc inc corp ltd co jr sr vs no approx dept est jan feb mar apr jun jul aug sep "
+                        "sept oct nov dec")
+_REFUSAL_RE = re.compile("|".join([
+    r"\b(?:the|these|provided|available)\s+(?:\w+\s+)?(?:articles?|passages?|sources?|context|documents?)"
+    r"\s+(?:\w+\s+)?(?:do(?:es)?|did)\s*n[o']t\s+(?:say|mention|contain|include|provide|specify|state|cover"
+    r"|discuss|address|answer|give|report|tell)",
+    r"\binsufficient\s+information\b", r"\bnot\s+enough\s+information\b",
+    r"\bno\s+(?:information|mention|details?)\b.*\b(?:articles?|passages?|sources?|context)\b",
+    r"\bI\s+(?:cannot|can\s*not|can't|could\s*n[o']t|am\s+unable\s+to|am\s+not\s+able\s+to)\s+"
+    r"(?:answer|determine|find|tell|say)\b",
+    r"\bnot\s+(?:mentioned|stated|specified|covered|addressed|discussed|reported|provided|included|found)"
+    r"\s+in\s+(?:the|these|any)\s+(?:\w+\s+)?(?:articles?|passages?|sources?|context|documents?)",
+]), re.IGNORECASE)
+
+_STEMMER = Stemmer.Stemmer("english")
+_Scored = tuple[float, str]  # a score and the span of a passage it was reached on
+_Spans = list[tuple[int, int]]
+_Quotes = dict[int, _Scored]
+
+
+class Cited(BaseModel):
+    """A verified answer: the cleaned text, its citations (n = 1..m) and what failed verification."""
+
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    unsupported: list[str] = Field(default_factory=list)
+    dropped: list[int] = Field(default_factory=list)
+    refused: bool = False
+
+
+def _is_boundary(text: str, end: re.Match[str]) -> bool:
+    """Whether the punctuation matched by `end` closes a sentence (not "Mr.", "U.S. officials", "J. Doe")."""
+    rest = text[end.end():].lstrip()
+    if end.group() == "\n" or not rest:
+        return True
+    if rest[0].islower():
+        return False
+    if end.group() != ".":
+        return True
+    prev = _PREV_WORD.search(text, max(0, end.start() - 24), end.start())
+    word = prev.group() if prev else ""
+    if word.lower() in _TITLES or (len(word) == 1 and word.isupper()):
+        return False
+    if word.lower() in _ABBREVIATIONS or "." in word:  # "U.S. officials" goes on; "U.S. The" ends
+        follower = re.match(r"[A-Za-z']+", rest)
+        return rest[0] in "[\"'“‘" or bool(follower and follower.group().lower() in STOPWORDS)
+    return True
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, whitespace-trimmed; leading [n] markers go to the sentence before."""
+    raw, start = [], 0
+    for end in _END.finditer(text):
+        if _is_boundary(text, end):
+            raw.append((start, end.end()))
+            start = end.end()
+    raw.append((start, len(text)))
+    spans: list[tuple[int, int]] = []
+    for s, e in raw:
+        s, e = s + len(text[s:e]) - len(text[s:e].lstrip()), s + len(text[s:e].rstrip())
+        lead = MARKER_RUN.match(text, s)
+        if lead and spans:
+            spans[-1] = (spans[-1][0], lead.end())
+            s = lead.end() + len(text[lead.end():e]) - len(text[lead.end():e].lstrip())
+        if s < e:
+            spans.append((s, e))
+    return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text` (newlines always end one); abbreviations, initials and decimals don't."""
+    return [text[s:e] for s, e in _sentence_spans(text)]
+
+
+@lru_cache(maxsize=65536)
+def _normalise(token: str) -> str:
+    """The comparable form of a token: "" for stopwords; numbers as digits; other words stemmed."""
+    word = token.lower().replace("’", "'")
+    word = word[:-2] if word.endswith("'s") else word
+    if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+        return ""
+    if word in _NUMBER_WORDS:
+        return _NUMBER_WORDS[word]
+    if any(c.isdigit() for c in word):
+        number = re.fullmatch(r"(\d+)(?:st|nd|rd|th|s)?", word.replace(",", ""))
+        return str(int(number.group(1))) if number else word.replace(",", "")
+    return word if "." in word else _STEMMER.stemWord(word)
+
+
+def _terms(text: str, names: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Content terms of `text`, each with its kind: "num", "name" (capitalised) or "word".
+
+    A capitalised first word is a name only if `names` (terms seen only capitalised in the passage) has it.
+    """
+    terms: dict[str, str] = {}
+    for i, match in enumerate(_TOKEN.finditer(text)):
+        raw, term = match.group(), _normalise(match.group())
+        if not term or term in terms:
+            continue
+        if any(c.isdigit() for c in term):
+            terms[term] = "num"
+        else:
+            terms[term] = "name" if raw[0].isupper() and (i > 0 or term in names) else "word"
+    return terms
+
+
+class _Doc(NamedTuple):
+    """A passage's sentences (spans), each sentence's terms, and the terms it only ever capitalises."""
+
+    spans: tuple[tuple[int, int], ...]
+    sets: tuple[frozenset[str], ...]
+    names: frozenset[str]
+
+
+@lru_cache(maxsize=512)
+def _doc(text: str) -> _Doc:
+    spans = tuple(_sentence_spans(text))
+    caps: set[str] = set()
+    lower: set[str] = set()
+    for match in _TOKEN.finditer(text):
+        (caps if match.group()[0].isupper() else lower).add(_normalise(match.group()))
+    return _Doc(spans, tuple(frozenset(_terms(text[s:e])) for s, e in spans), frozenset(caps - lower))
+
+
+def _windows(doc: _Doc) -> Iterator[tuple[int, int, frozenset[str]]]:
+    """Each sentence, then each pair of adjacent sentences: (start, end, terms)."""
+    yield from ((s, e, terms) for (s, e), terms in zip(doc.spans, doc.sets, strict=True))
+    for i in range(len(doc.spans) - 1):
+        yield doc.spans[i][0], doc.spans[i + 1][1], doc.sets[i] | doc.sets[i + 1]
+
+
+def _score(terms: dict[str, str], found: frozenset[str]) -> tuple[float, float]:
+    """(score, uncapped score): the geometric mean of the share of all terms found and the share of
+    non-name words found. Names alone can't carry a claim ("Qureshi said Russia will invade Pakistan"
+    shares every name with the article); a number that is not found caps the score at NUMBER_CAP.
+    """
+    if not terms:
+        return 0.0, 0.0
+    hits = {term for term in terms if term in found}
+    share = len(hits) / len(terms)
+    words = [term for term, kind in terms.items() if kind == "word"]
+    word_share = sum(term in hits for term in words) / len(words) if words else share
+    score = math.sqrt(share * word_share)
+    if any(kind == "num" and term not in hits for term, kind in terms.items()):
+        return min(score, NUMBER_CAP), score
+    return score, score
+
+
+def _best(terms: dict[str, str], doc: _Doc, extra: frozenset[str]) -> tuple[float, int, int, frozenset[str]]:
+    """The best-supporting window of `doc`: (score, start, end, its terms). Among windows capped alike
+    the uncapped score decides; remaining ties go to the earlier, then shorter, window."""
+    best: tuple[float, int, int, frozenset[str]] = (0.0, 0, 0, frozenset())
+    best_key = (0.0, 0.0)
+    for start, end, window in _windows(doc):
+        key = _score(terms, window | extra)
+        if key > best_key:
+            best, best_key = (key[0], start, end, window), key
+    return best
+
+
+def support(claim: str, passage: str, context: str = "") -> tuple[float, str]:
+    """How well `passage` supports `claim`, in [0, 1], and the supporting span (an exact substring).
+
+    Terms are content words (stopwords and [n] markers removed, Snowball-stemmed) and numbers (which must
+    match exactly; "two" == "2"). Words of `context` (e.g. the article's title, outlet, date) count as
+    found anywhere. The window is the best sentence or pair of adjacent sentences of the passage.
+    """
+    doc = _doc(passage)
+    terms = _terms(MARKER_RUN.sub(" ", claim), doc.names)
+    score, start, end, _ = _best(terms, doc, frozenset(_terms(context)))
+    return score, passage[start:end]
+
+
+def is_refusal(text: str) -> bool:
+    """Whether `text` is a short "the articles don't say" answer (no citation markers)."""
+    text = text.strip().replace("’", "'")
+    return len(text) <= MAX_REFUSAL_CHARS and not MARKER_RUN.search(text) and bool(_REFUSAL_RE.search(text))
+
+
+def _numbers(markers: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\d+", markers)]
+
+
+def _renumber(text: str, mapping: dict[int, int]) -> str:
+    """Rewrite each marker run as "[a][b]" in new numbers (sorted, distinct); runs left empty vanish."""
+
+    def rewrite(run: re.Match[str]) -> str:
+        new = sorted({mapping[n] for n in _numbers(run.group(2)) if n in mapping})
+        return run.group(1) + "".join(f"[{n}]" for n in new) if new else ""
+
+    return _MARKER_WITH_SPACE.sub(rewrite, text)
+
+
+def _url_key(url: str) -> str:
+    return url.strip().split("#")[0].rstrip("/").lower()
+
+
+def _strip_links(text: str, keep: set[str]) -> str:
+    """Markdown links to urls not in `keep` become their text; raw urls not in `keep` are removed."""
+    text = _MD_LINK.sub(lambda m: m.group(0) if _url_key(m.group(2)) in keep else m.group(1), text)
+
+    def raw(match: re.Match[str]) -> str:
+        url = match.group(1).rstrip(".,;:!?")
+        return match.group(0) if _url_key(url) in keep else match.group(1)[len(url):]
+
+    text = _RAW_URL.sub(raw, text)
+    return re.sub(r"[ \t]*\(\s*\)", "", text)
+
+
+def _context(passage: Passage) -> frozenset[str]:
+    return _metadata_terms(passage.title, passage.source, passage.published_at)
+
+
+@lru_cache(maxsize=512)
+def _metadata_terms(title: str, source: str, published_at: str) -> frozenset[str]:
+    """Terms a claim may take from the article's metadata: title, outlet and publication date."""
+    words = f"{title} {source}"
+    try:
+        day = date.fromisoformat(published_at[:10])
+        words += f" {day.year} {day.month} {day.day} {day:%B %b %A}"
+    except ValueError:
+        pass
+    return frozenset(_terms(words))
+
+
+def _unverified_at(text: str, start: int, end: int) -> int:
+    """Where " [unverified]" goes: before the sentence's final . ! ? (unless a quote closes it), or last."""
+    closing = re.search(r"[.!?…]+$", text[start:end])
+    return start + closing.start() if closing else end
+
+
+def _claim_ok(claim: str, cited: dict[int, Passage], threshold: float) -> tuple[bool, dict[int, _Scored]]:
+    """Whether a sentence citing `cited` is supported by them jointly, and each one's (score, quote).
+
+    Windows are picked greedily, the best-supporting passage first, each next window for what the
+    ones before left uncovered, so "X and Y [1][2]" passes when [1] says X and [2] says Y.
+    """
+    docs = {n: _doc(p.text) for n, p in cited.items()}
+    terms = _terms(claim, frozenset().union(*(d.names for d in docs.values())))
+    if not terms:
+        return True, {}
+    contexts = {n: _context(p) for n, p in cited.items()}
+    alone = {n: _best(terms, docs[n], contexts[n])[0] for n in cited}
+    found: frozenset[str] = frozenset()
+    quotes: dict[int, _Scored] = {}
+    for n in sorted(cited, key=lambda n: -alone[n]):
+        _, start, end, window = _best(terms, docs[n], contexts[n] | found)
+        found |= window | contexts[n]
+        quotes[n] = (_score(terms, window | contexts[n])[0], cited[n].text[start:end])
+    return _score(terms, found)[0] >= threshold, quotes
+
+
+def _plain(sentence: str) -> str:
+    """The claim of a sentence: markers removed, links reduced to their text, urls dropped."""
+    return _RAW_URL.sub(" ", _MD_LINK.sub(r"\1", MARKER_RUN.sub(" ", sentence)))
+
+
+def _verify(text: str, by_new: dict[int, Passage], threshold: float) -> tuple[_Spans, set[int], _Quotes]:
+    """Check each sentence: (spans of unsupported ones, numbers they cite, best (score, quote) per n)."""
+    quotes: dict[int, _Scored] = {}
+    failed: set[int] = set()
+    unsupported: list[tuple[int, int]] = []
+    for start, end in _sentence_spans(text):
+        numbers = sorted({n for run in MARKER_RUN.findall(text[start:end]) for n in _numbers(run)})
+        claim = _plain(text[start:end])
+        if numbers:
+            ok, scored = _claim_ok(claim, {n: by_new[n] for n in numbers}, threshold)
+        else:
+            ok, scored = len(_terms(claim)) < 3 or claim.rstrip().endswith(":") or is_refusal(claim), {}
+        if not ok:
+            failed.update(numbers)
+            unsupported.append((start, end))
+        for n, (score, quote) in scored.items():
+            if n not in quotes or score > quotes[n][0]:
+                quotes[n] = (score, quote)
+    return unsupported, failed, quotes
+
+
+def cite(answer_text: str, passages: Sequence[Passage], threshold: float = 0.5) -> Cited:
+    """Renumber, clean and verify the citations of `answer_text` against `passages` (cited as [1..k])."""
+    text = answer_text.strip()
+    numbers = [n for run in MARKER_RUN.findall(text) for n in _numbers(run)]
+    order = list(dict.fromkeys(n for n in numbers if 1 <= n <= len(passages)))
+    dropped = list(dict.fromkeys(n for n in numbers if not 1 <= n <= len(passages)))
+    mapping = {old: new for new, old in enumerate(order, start=1)}
+    by_new = {new: passages[old - 1] for old, new in mapping.items()}
+    text = _renumber(_strip_links(text, {_url_key(p.url) for p in by_new.values() if p.url}), mapping)
+    unsupported, failed, quotes = _verify(text, by_new, threshold)
+    marked = text
+    for start, end in reversed(unsupported):
+        at = _unverified_at(marked, start, end)
+        marked = f"{marked[:at]} {UNVERIFIED}{marked[at:]}"
+    citations = [Citation(n=n, passage=p.text, quote=quotes.get(n, (0.0, ""))[1], supported=n not in failed,
+                          **p.model_dump(include={"article_id", "title", "source", "published_at", "url"}))
+                 for n, p in by_new.items()]
+    return Cited(text=marked, citations=citations, unsupported=[text[s:e] for s, e in unsupported],
+                 dropped=dropped, refused=not citations and is_refusal(text))

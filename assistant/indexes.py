@@ -1,0 +1,224 @@
+"""Indexes: the search structures derived from the store — BM25, the quote index, chunk metadata, catalog.
+
+Chroma is the source of truth. Everything here is rebuilt from it and persisted under
+`DATA_DIR/index/{prefix}-{embedder}/` together with a fingerprint of the store (every chunk id,
+every article id with its content hash and status). `Indexes.open` loads the saved copy when its
+fingerprint matches the store and rebuilds it otherwise, so the indexes follow every ingest, update
+and delete — also one killed half-way, or made by another process (e.g. on a shared Chroma server).
+The build writes a new folder and swaps it in, so a crash never leaves a torn index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.lexical import LexicalIndex
+from assistant.query import ArticleRef, Catalog
+from assistant.store import INDEXED, Store
+from ingest.quotes import QuoteIndex, extract_quotes
+
+VERSION = 3
+_FIELDS = ("article_id", "title", "source", "published_at", "url", "category", "chunk_index",
+           "char_start", "char_end")
+
+
+@dataclass
+class ChunkTable:
+    """Every chunk's id, text and article metadata, in one order shared by all indexes."""
+
+    ids: list[str]
+    texts: list[str]
+    meta: list[dict[str, Any]]
+    ts: np.ndarray  # publication instants (epoch seconds; NaN when unknown)
+    sources: np.ndarray  # outlet of each chunk (object array)
+    categories: np.ndarray
+
+    @classmethod
+    def from_rows(cls, ids: list[str], texts: list[str], metas: list[dict[str, Any]]) -> ChunkTable:
+        numeric = ("chunk_index", "char_start", "char_end")
+        meta = [{k: m.get(k, 0 if k in numeric else "") for k in _FIELDS} for m in metas]
+        ts = np.array([float(m["published_ts"]) if m.get("published_ts") is not None else np.nan
+                       for m in metas], dtype=np.float64)
+        return cls(ids, texts, meta, ts, np.array([m["source"] for m in meta], dtype=object),
+                   np.array([m["category"] for m in meta], dtype=object))
+
+    def header(self, i: int) -> str:
+        m = self.meta[i]
+        return " | ".join(p for p in (m["title"], m["source"], str(m["published_at"])[:10]) if p)
+
+
+def _store_fingerprint(chunk_ids: list[str], records: list[tuple[str, dict[str, Any]]]) -> str:
+    digest = hashlib.sha256(f"v{VERSION}".encode())
+    for cid in sorted(chunk_ids):
+        digest.update(cid.encode() + b"\n")
+    for aid, meta in sorted(records, key=lambda r: r[0]):
+        digest.update(f"{aid}\x1f{meta.get('content_hash')}\x1f{meta.get('status')}\n".encode())
+    return digest.hexdigest()
+
+
+def fingerprint(store: Store) -> str:
+    """A hash of what the store holds (chunk ids carry their article's content hash)."""
+    return _store_fingerprint(store.chunk_ids(), [(i, m) for i, m, _ in store.all_records()])
+
+
+def _parse_date(iso: str) -> date | None:
+    try:
+        return datetime.fromisoformat(iso).date() if iso else None
+    except ValueError:
+        return None
+
+
+def build_catalog(records: list[tuple[str, dict[str, Any]]]) -> Catalog:
+    refs = [ArticleRef(id=i, title=m.get("title", ""), source=m.get("source", ""),
+                       published=_parse_date(m.get("published_at", "")))
+            for i, m in records if m.get("status") == INDEXED]
+    dates = sorted(r.published for r in refs if r.published)
+    return Catalog(sources=tuple(sorted({r.source for r in refs if r.source})),
+                   categories=tuple(sorted({m.get("category", "") for _, m in records if m.get("category")})),
+                   newest=dates[-1] if dates else None, oldest=dates[0] if dates else None,
+                   articles=tuple(refs))
+
+
+class Indexes:
+    """BM25 over the chunks, the quote index and the catalog of one store, kept in step with it."""
+
+    def __init__(self, table: ChunkTable, lexical: LexicalIndex, articles: LexicalIndex,
+                 sentences: tuple[np.ndarray, LexicalIndex], quotes: QuoteIndex, catalog: Catalog,
+                 fingerprint: str) -> None:
+        self.table, self.lexical, self.articles, self.quotes = table, lexical, articles, quotes
+        self.catalog, self.fingerprint = catalog, fingerprint
+        self.position = {cid: i for i, cid in enumerate(table.ids)}
+        self.article_ids = article_order(table)
+        self.article_chunks: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(self.article_ids)
+        self.chunk_article = np.zeros(len(table.ids), dtype=np.int64)
+        index = {a: n for n, a in enumerate(self.article_ids)}
+        grouped: dict[int, list[int]] = {}
+        for i, m in enumerate(table.meta):
+            grouped.setdefault(index[m["article_id"]], []).append(i)
+            self.chunk_article[i] = index[m["article_id"]]
+        for n, rows in grouped.items():
+            self.article_chunks[n] = np.array(sorted(rows, key=lambda i: table.meta[i]["chunk_index"]))
+        self.sentence_chunk, self.sentences = sentences
+
+    @staticmethod
+    def folder(data_dir: Path, store: Store) -> Path:
+        return data_dir / "index" / store.chunks.name
+
+    @classmethod
+    def open(cls, store: Store, data_dir: Path) -> Indexes:
+        """The saved indexes when they match the store, else freshly built ones (saved for next time)."""
+        records = [(i, m) for i, m, _ in store.all_records()]
+        current = _store_fingerprint(store.chunk_ids(), records)
+        folder = cls.folder(data_dir, store)
+        try:
+            saved = json.loads((folder / "meta.json").read_text())
+            if saved.get("fingerprint") == current:
+                return cls._load(folder, current)
+        except (OSError, ValueError, KeyError):
+            pass  # missing or torn: rebuild below
+        built = cls.build(store, records, current)
+        built.save(folder)
+        return built
+
+    def is_current(self, store: Store) -> bool:
+        return fingerprint(store) == self.fingerprint
+
+    @classmethod
+    def build(cls, store: Store, records: list[tuple[str, dict[str, Any]]], fp: str) -> Indexes:
+        ids, texts, metas = _all_chunks(store)
+        table = ChunkTable.from_rows(ids, texts, metas)
+        lexical = LexicalIndex.build([f"{table.header(i)}\n\n{t}" for i, t in enumerate(texts)])
+        quotes = QuoteIndex()
+        bodies: dict[str, str] = {}
+        for article_id, meta, body in store.all_records(include_body=True):
+            if meta.get("status") == INDEXED and body:
+                quotes.add(article_id, extract_quotes(body))
+                bodies[article_id] = body
+        articles = LexicalIndex.build(_article_texts(table, bodies))
+        owner, sentences = sentence_rows(table)
+        return cls(table, lexical, articles, (owner, LexicalIndex.build(sentences)), quotes,
+                   build_catalog(records), fp)
+
+    def save(self, folder: Path) -> None:
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.lexical.save(tmp / "bm25")
+        self.articles.save(tmp / "bm25-articles")
+        self.sentences.save(tmp / "bm25-sentences")
+        np.save(tmp / "sentence-chunk.npy", self.sentence_chunk)
+        (tmp / "chunks.json").write_text(json.dumps(
+            {"ids": self.table.ids, "texts": self.table.texts, "meta": self.table.meta,
+             "ts": [None if np.isnan(t) else t for t in self.table.ts.tolist()]}))
+        (tmp / "quotes.json").write_text(self.quotes.to_json())
+        (tmp / "meta.json").write_text(json.dumps({"fingerprint": self.fingerprint, "version": VERSION}))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+
+    @classmethod
+    def _load(cls, folder: Path, fp: str) -> Indexes:
+        raw = json.loads((folder / "chunks.json").read_text())
+        metas = [{**m, "published_ts": t} for m, t in zip(raw["meta"], raw["ts"], strict=True)]
+        table = ChunkTable.from_rows(raw["ids"], raw["texts"], metas)
+        quotes = QuoteIndex.from_json((folder / "quotes.json").read_text())
+        lexical = LexicalIndex.load(folder / "bm25")
+        articles = LexicalIndex.load(folder / "bm25-articles")
+        sentences = (np.load(folder / "sentence-chunk.npy"), LexicalIndex.load(folder / "bm25-sentences"))
+        return cls(table, lexical, articles, sentences, quotes, _refs_from_table(table), fp)
+
+
+def sentence_rows(table: ChunkTable) -> tuple[np.ndarray, list[str]]:
+    """Every sentence of every chunk and the chunk it is in (for sentence-level BM25)."""
+    from assistant.cite import split_sentences
+
+    owner: list[int] = []
+    texts: list[str] = []
+    for i, text in enumerate(table.texts):
+        for sentence in split_sentences(text):
+            owner.append(i)
+            texts.append(sentence)
+    return np.array(owner, dtype=np.int64), texts
+
+
+def article_order(table: ChunkTable) -> list[str]:
+    """Article ids in the order of their first chunk: the rows of the article-level index."""
+    return list(dict.fromkeys(m["article_id"] for m in table.meta))
+
+
+def _article_texts(table: ChunkTable, bodies: dict[str, str]) -> list[str]:
+    """Header line and whole body of each article, for article-level BM25."""
+    first: dict[str, int] = {}
+    for i, m in enumerate(table.meta):
+        first.setdefault(m["article_id"], i)
+    return [f"{table.header(first[a])}\n\n{bodies.get(a, '')}" for a in article_order(table)]
+
+
+def _refs_from_table(table: ChunkTable) -> Catalog:
+    records: dict[str, dict[str, Any]] = {}
+    for m in table.meta:
+        records.setdefault(m["article_id"], {**m, "status": INDEXED})
+    return build_catalog(list(records.items()))
+
+
+def _all_chunks(store: Store) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    ids: list[str] = []
+    texts: list[str] = []
+    metas: list[dict[str, Any]] = []
+    page = store.batch * 5
+    while True:
+        got = store.chunks.get(include=["documents", "metadatas"], limit=page, offset=len(ids))
+        if not got["ids"]:
+            break
+        ids.extend(got["ids"])
+        texts.extend(got["documents"])
+        metas.extend(got["metadatas"])
+    order = sorted(range(len(ids)), key=lambda i: ids[i])
+    return [ids[i] for i in order], [texts[i] for i in order], [metas[i] for i in order]

@@ -1,0 +1,286 @@
+"""Retrieve: rank the passages that answer a question — hybrid, news-aware, multi-hop.
+
+1. Plan (`assistant.query`): hard filters (explicit, or read from the question: "according to X",
+   "in October 2023", "latest"), one sub-query per article a multi-hop question describes, a speaker.
+2. Main ranking: every allowed chunk scored by BM25 (title | outlet | date-prefixed chunks) plus
+   the BM25 of its best-matching sentence, fused by reciprocal rank with dense similarity (Chroma,
+   the same filters as a `where`).
+3. Hops: each sub-query's best articles inside its own outlet/dates, and their best passages.
+4. Probes (`assistant.probes`): each clause of the question ranked on its own — multi-hop questions
+   describe one fact per clause.
+5. All rankings fused by reciprocal rank with a small constant, so each list's first places count;
+   the chunks holding the asked speaker's quotes go first; at most `per_article` passages per article.
+The constants were measured on the MultiHop-RAG dev queries (see README).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from typing import Any
+
+import numpy as np
+
+from assistant.embed import Embedder
+from assistant.indexes import Indexes
+from assistant.lexical import tokenize
+from assistant.probes import probes
+from assistant.query import QueryPlan, SubQuery, plan
+from assistant.schema import Filters, Passage
+from assistant.store import Store
+
+Ranked = list[tuple[int, float]]  # (position in the chunk table, score), best first
+
+
+@dataclass
+class Tuning:
+    """Fusion weights and depths (measured on the MultiHop-RAG dev queries, see README)."""
+
+    dense_weight: float = 0.3  # weight of the dense ranking against BM25's 1.0 in the main ranking
+    dense_rrf: int = 60  # reciprocal-rank constant of the main BM25/dense fusion
+    sentence_weight: float = 1.0  # best-sentence BM25 added to chunk BM25 (both max-normalised)
+    question_weight: float = 0.3  # whole-question BM25 added when ranking for one clause or hop
+    depth: int = 60  # candidates taken from the main ranking
+    list_depth: int = 20  # candidates taken from each ranking into the final fusion
+    fuse_c: float = 2.0  # reciprocal-rank constant of the final fusion (small: first places count)
+    hop_weight: float = 1.0  # weight of each sub-query's ranking in the final fusion (main: 1.0)
+    probe_weight: float = 1.0  # weight of each clause's ranking in the final fusion
+    clause_dense: float = 0.5  # weight of each clause's dense ranking (Chroma) in the final fusion
+    hop_articles: int = 2  # articles each sub-query draws passages from
+    hop_chunks: int = 3  # passages per article a sub-query offers
+    per_article: int = 5  # diversity: at most this many passages of one article
+
+
+@dataclass
+class Retrieval:
+    passages: list[Passage]
+    plan: QueryPlan
+    query: str  # the text that was searched (the question, condensed with history)
+    best_bm25: float = 0.0  # top BM25 score of the whole question among allowed chunks
+    allowed: int = 0  # chunks the hard filters allow
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def filters_report(self) -> dict[str, Any]:
+        f = self.plan.filters
+        return {"since": f.since.isoformat() if f.since else None,
+                "until": f.until.isoformat() if f.until else None,
+                "sources": f.sources, "categories": f.categories,
+                "from_question": self.plan.applied,
+                "subqueries": [s.model_dump(mode="json") for s in self.plan.subqueries],
+                "unknown_sources": self.plan.unknown_sources, "speaker": self.plan.speaker}
+
+
+def _day_bounds(since: date | None, until: date | None) -> tuple[float | None, float | None]:
+    lo = datetime.combine(since, dtime.min, UTC).timestamp() if since else None
+    hi = datetime.combine(until, dtime.max, UTC).timestamp() if until else None
+    return lo, hi
+
+
+class Retriever:
+    """Hybrid retrieval over one store and its derived indexes."""
+
+    def __init__(self, store: Store, embedder: Embedder, indexes: Indexes, tuning: Tuning | None = None):
+        self.store, self.embedder, self.indexes = store, embedder, indexes
+        self.tuning = tuning or Tuning()
+
+    def retrieve(self, question: str, k: int = 10, filters: Filters | None = None,
+                 query: str | None = None) -> Retrieval:
+        t0 = time.perf_counter()
+        the_plan = plan(question, self.indexes.catalog, filters)
+        text = query or question
+        f = the_plan.filters
+        mask = self._mask(f.sources, f.categories, f.since, f.until)
+        clauses = probes(question, self.indexes.catalog)
+        t1 = time.perf_counter()
+        dense_texts = [text] + ([c.text for c in clauses] if self.tuning.clause_dense else [])
+        vectors = self.embedder.embed(dense_texts)
+        t2 = time.perf_counter()
+        bm25 = self.indexes.lexical.scores(text)
+        lists = [(self._main(text, bm25, vectors[0], mask, f), 1.0)]
+        for sub in the_plan.subqueries:
+            hop_mask = mask & self._mask(sub.sources, [], sub.since, sub.until)
+            lists.append((self._hop(sub.text, hop_mask, bm25), self.tuning.hop_weight))
+        clause_vectors = list(vectors[1:]) or [None] * len(clauses)
+        for clause, vector in zip(clauses, clause_vectors, strict=True):
+            lists.extend(self._clause_lists(clause, mask, bm25, f, vector))
+        order = self._merge(self._quote_chunks(the_plan, mask), lists, k)
+        t3 = time.perf_counter()
+        allowed = int(mask.sum())
+        best = float(bm25[mask].max()) if allowed else 0.0
+        passages = [self._passage(i, s) for i, s in order]
+        return Retrieval(passages, the_plan, text, best, allowed, {
+            "plan": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "rank": (t3 - t2) * 1e3})
+
+    # --- ranking ------------------------------------------------------------------------------
+    def _mask(self, sources: list[str], categories: list[str], since: date | None,
+              until: date | None) -> np.ndarray:
+        table = self.indexes.table
+        mask = np.ones(len(table.ids), dtype=bool)
+        if sources:
+            mask &= np.isin(table.sources, sources)
+        if categories:
+            mask &= np.isin(table.categories, categories)
+        lo, hi = _day_bounds(since, until)
+        with np.errstate(invalid="ignore"):
+            if lo is not None:
+                mask &= table.ts >= lo
+            if hi is not None:
+                mask &= table.ts <= hi
+        return mask
+
+    def _main(self, text: str, bm25: np.ndarray, vector: np.ndarray, mask: np.ndarray,
+              filters: Filters) -> Ranked:
+        """Lexical (chunk + best sentence) and dense rankings of the whole question, fused by rank."""
+        if not mask.any():
+            return []
+        tune = self.tuning
+        fused: dict[int, float] = {}
+        for rank, (i, _) in enumerate(self._clause(text, mask, bm25, 0.0, tune.depth)):
+            fused[i] = 1.0 / (tune.dense_rrf + rank)
+        if tune.dense_weight > 0:
+            for rank, i in enumerate(self._dense(vector, filters, mask)):
+                fused[i] = fused.get(i, 0.0) + tune.dense_weight / (tune.dense_rrf + rank)
+        return sorted(fused.items(), key=lambda kv: -kv[1])
+
+    def _clause(self, text: str, mask: np.ndarray, question_bm25: np.ndarray,
+                question_weight: float | None = None, depth: int | None = None) -> Ranked:
+        """Chunks for one clause: its own chunk+sentence score plus a share of the whole question's."""
+        allowed = np.flatnonzero(mask)
+        if not allowed.size:
+            return []
+        weight = self.tuning.question_weight if question_weight is None else question_weight
+        own, whole = self._chunk_scores(text)[allowed], question_bm25[allowed]
+        key = own / max(float(own.max()), 1e-9) + weight * whole / max(float(whole.max()), 1e-9)
+        top = np.argsort(-key, kind="stable")[: depth or self.tuning.list_depth]
+        return [(int(allowed[j]), float(key[j])) for j in top if key[j] > 0]
+
+    def _clause_lists(self, clause: SubQuery, mask: np.ndarray, bm25: np.ndarray, filters: Filters,
+                      vector: np.ndarray | None) -> list[tuple[Ranked, float]]:
+        """A clause's lexical ranking and (with a vector) its dense one, inside the outlets it names."""
+        own = mask & self._mask(clause.sources, [], None, None)
+        if not own.any():
+            own, clause = mask, clause.model_copy(update={"sources": []})
+        out = [(self._clause(clause.text, own, bm25), self.tuning.probe_weight)]
+        if vector is not None:
+            where = filters.model_copy(update={"sources": clause.sources or filters.sources})
+            out.append(([(i, 0.0) for i in self._dense(vector, where, own)], self.tuning.clause_dense))
+        return out
+
+    def _chunk_scores(self, text: str) -> np.ndarray:
+        """Chunk BM25 plus the BM25 of the chunk's best-matching sentence (both max-normalised)."""
+        own = self.indexes.lexical.scores(text)
+        if not self.tuning.sentence_weight:
+            return own
+        sentences = self.indexes.sentences.scores(text)
+        best = np.zeros(len(own), np.float32)
+        np.maximum.at(best, self.indexes.sentence_chunk, sentences)
+        return (own / max(float(own.max()), 1e-9)
+                + self.tuning.sentence_weight * best / max(float(best.max()), 1e-9))
+
+    def _hop(self, text: str, mask: np.ndarray, question_bm25: np.ndarray) -> Ranked:
+        """One sub-query: its best articles (article-level BM25 inside its outlet/dates), and in each the
+        passages that best match the sub-query (then the whole question); interleaved article by article."""
+        idx, tune = self.indexes, self.tuning
+        allowed_articles = np.unique(idx.chunk_article[mask])
+        if not allowed_articles.size:
+            return []
+        article_scores = idx.articles.scores(text)[allowed_articles]
+        best = allowed_articles[np.argsort(-article_scores, kind="stable")][: tune.hop_articles]
+        chunk_scores = self._chunk_scores(text)
+        top_question = max(float(question_bm25.max()), 1e-9)
+        per_article = []
+        for a in best.tolist():
+            rows = idx.article_chunks[a]
+            rows = rows[mask[rows]]
+            key = chunk_scores[rows] + tune.question_weight * question_bm25[rows] / top_question
+            per_article.append([(int(i), float(key[j])) for j, i in
+                                sorted(enumerate(rows), key=lambda x: -key[x[0]])][: tune.hop_chunks])
+        out = []
+        for round_ in range(tune.hop_chunks):
+            for ranked in per_article:
+                if round_ < len(ranked):
+                    out.append(ranked[round_])
+        return out
+
+    def _dense(self, vector: np.ndarray, filters: Filters, mask: np.ndarray) -> list[int]:
+        """Chunk positions by cosine similarity, from Chroma with the hard filters as `where`."""
+        where = _where(filters)
+        n = min(self.tuning.depth, int(mask.sum()))
+        if n == 0:
+            return []
+        got = self.store.chunks.query(query_embeddings=[vector], n_results=n, where=where, include=[])
+        position = self.indexes.position
+        return [p for cid in got["ids"][0] if (p := position.get(cid)) is not None and mask[p]]
+
+    def _quote_chunks(self, the_plan: QueryPlan, mask: np.ndarray) -> Ranked:
+        """Chunks holding the asked speaker's quotes, those sharing most words with the topic first."""
+        if not the_plan.speaker:
+            return []
+        table, found = self.indexes.table, []
+        topic = set(tokenize(the_plan.topic or ""))
+        by_article: dict[str, list[int]] = {}
+        for i, m in enumerate(table.meta):
+            by_article.setdefault(m["article_id"], []).append(i)
+        for article_id, quote in self.indexes.quotes.find(the_plan.speaker):
+            for i in by_article.get(article_id, []):
+                m = table.meta[i]
+                if mask[i] and m["char_start"] <= quote.start < m["char_end"]:
+                    overlap = len(topic & set(tokenize(quote.sentence or quote.text)))
+                    found.append((i, 1.0 + overlap))
+                    break
+        found.sort(key=lambda x: -x[1])
+        return _dedup(found)
+
+    def _merge(self, quoted: Ranked, lists: list[tuple[Ranked, float]], k: int) -> Ranked:
+        """Quote chunks first, then every ranking fused by reciprocal rank; per-article cap."""
+        tune = self.tuning
+        fused: dict[int, float] = {}
+        for ranked, weight in lists:
+            for rank, (i, _) in enumerate(ranked[: tune.list_depth]):
+                fused[i] = fused.get(i, 0.0) + weight / (tune.fuse_c + rank)
+        out: Ranked = []
+        per_article: dict[str, int] = {}
+        quoted = [(i, s + max(fused.values(), default=0.0)) for i, s in quoted]  # scores stay descending
+        for i, score in [*quoted, *sorted(fused.items(), key=lambda kv: -kv[1])]:
+            article = self.indexes.table.meta[i]["article_id"]
+            if per_article.get(article, 0) >= tune.per_article or any(i == j for j, _ in out):
+                continue
+            per_article[article] = per_article.get(article, 0) + 1
+            out.append((i, score))
+            if len(out) >= k:
+                break
+        return out
+
+    def _passage(self, i: int, score: float) -> Passage:
+        table = self.indexes.table
+        m = table.meta[i]
+        return Passage(chunk_id=table.ids[i], text=table.texts[i], score=round(float(score), 6),
+                       article_id=m["article_id"], title=m["title"], source=m["source"],
+                       published_at=m["published_at"], url=m["url"], category=m["category"],
+                       char_start=m["char_start"], char_end=m["char_end"])
+
+
+def _dedup(items: Ranked) -> Ranked:
+    best: dict[int, float] = {}
+    for i, s in items:
+        best.setdefault(i, s)
+    return list(best.items())
+
+
+def _where(filters: Filters) -> dict[str, Any] | None:
+    """The Chroma `where` clause of the hard filters."""
+    conds: list[dict[str, Any]] = []
+    if filters.sources:
+        conds.append({"source": {"$in": list(filters.sources)}})
+    if filters.categories:
+        conds.append({"category": {"$in": list(filters.categories)}})
+    lo, hi = _day_bounds(filters.since, filters.until)
+    if lo is not None:
+        conds.append({"published_ts": {"$gte": int(lo)}})
+    if hi is not None:
+        conds.append({"published_ts": {"$lte": int(hi)}})
+    if not conds:
+        return None
+    return conds[0] if len(conds) == 1 else {"$and": conds}

@@ -1,0 +1,301 @@
+"""Retrieval over a real Chroma store of 16 real articles from 11 outlets and the seed, embedded once with
+minilm-l3: ranking, filters, speakers, multi-hop, dense side, indexes in step with the store, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from conftest import SEED, cli_env, corpus_records, run_cli, write_articles
+
+from assistant.embed import Embedder
+from assistant.indexes import Indexes
+from assistant.query import LATEST_DAYS
+from assistant.retrieve import Retrieval, Retriever, Tuning
+from assistant.schema import Filters, Passage
+from assistant.settings import Settings
+from assistant.store import Store, make_client
+from ingest.pipeline import ingest
+
+TITLES = (  # title prefixes of the corpus articles in the module's store
+    "Beeper Mini is back", "Early impressions of Google", "Norway seeks to extend ban", "10 Minute School",
+    "The new, ‘efficient’ Spotify", "Discogs’ vibrant vinyl", "Inter Miami season tickets",
+    "Browns survive Bears", "Can Alabama make College", "Travis Kelce faces backlash",
+    "Billie Jean King sees", "Craft beer and cheese", "Ten Hag responds to Carra",
+    "Manchester divided as ten Hag", "How to wake Art Cullagh", "ASX set to open lower",
+)
+TEN_HAG, BEEPER = "What was reported about Erik ten Hag and Manchester United?", "Beeper Mini's iMessage"
+
+
+def rec(prefix: str) -> dict:
+    found = [r for r in corpus_records() if r["title"].startswith(prefix)]
+    assert len(found) == 1, prefix
+    return found[0]
+
+
+def day(p: Passage) -> date:
+    return datetime.fromisoformat(p.published_at).astimezone(UTC).date()
+
+
+@dataclass
+class World:
+    settings: Settings
+    store: Store
+    embedder: Embedder
+    indexes: Indexes
+    titles: dict[str, str]  # article id -> title
+
+    def id(self, prefix: str) -> str:
+        return next(i for i, t in self.titles.items() if t.startswith(prefix))
+
+    def ask(self, question: str, k: int = 10, filters: Filters | None = None,
+            tuning: Tuning | None = None) -> Retrieval:
+        result = Retriever(self.store, self.embedder, self.indexes, tuning).retrieve(question, k, filters)
+        scores = [p.score for p in result.passages]
+        assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores), scores
+        assert len({p.chunk_id for p in result.passages}) == len(result.passages) <= k
+        return result
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, small_embedder):
+    root = tmp_path_factory.mktemp("retrieve")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("NEWSQA_")]:
+            mp.delenv(key)
+        mp.chdir(root)  # no stray .env is read
+        settings = Settings(data_dir=root / "data", embedder="minilm-l3")
+        store = Store(make_client(settings), small_embedder.name, settings.collection_prefix)
+        articles = write_articles(root / "articles.json", [rec(t) for t in TITLES])
+        report = ingest([str(articles), str(SEED)], store, small_embedder, settings)
+        assert (report.added, report.failed) == (len(TITLES) + 1, [])
+        titles = {i: m["title"] for i, m, _ in store.all_records()}
+        yield World(settings, store, small_embedder, Indexes.open(store, settings.data_dir), titles)
+
+
+def test_a_distinctive_sentence_finds_its_article_first_with_its_metadata(world):
+    beeper = rec("Beeper Mini is back")
+    result = world.ask("Which app climbed into the top 20 in the Play Store's charts and saw over 100,000 "
+                       "downloads in its first 48 hours?")
+    top = result.passages[0]
+    assert (top.article_id, top.title, top.source, top.url, top.category) == (
+        world.id("Beeper Mini"), beeper["title"], "TechCrunch", beeper["url"], "technology")
+    assert datetime.fromisoformat(top.published_at) == datetime.fromisoformat(beeper["published_at"])
+    assert "100,000 downloads in its first 48 hours" in top.text
+    assert top.text == world.store.body(top.article_id)[top.char_start: top.char_end]
+    assert len(result.passages) == 10 and len({p.article_id for p in result.passages}) > 1
+
+
+def _in(since: date | None = None, until: date | None = None, category: str | None = None, sources=()):
+    """A test that a passage is inside these filters."""
+    return lambda p: ((since is None or day(p) >= since) and (until is None or day(p) <= until)
+                      and category in (None, p.category) and (not sources or p.source in sources))
+
+
+@pytest.mark.parametrize(("question", "filters", "allowed"), [
+    (TEN_HAG, Filters(sources=["Sporting News", "Fortune"]), _in(sources=("Sporting News", "Fortune"))),
+    (TEN_HAG, Filters(since=date(2023, 12, 1)), _in(since=date(2023, 12, 1))),
+    (BEEPER, Filters(until=date(2023, 11, 30)), _in(until=date(2023, 11, 30))),
+    (BEEPER, Filters(categories=["business"]), _in(category="business")),
+    (TEN_HAG, Filters(since=date(2023, 10, 1), until=date(2023, 10, 31), categories=["entertainment"]),
+     _in(date(2023, 10, 1), date(2023, 10, 31), "entertainment")),
+], ids=["sources", "since", "until", "category", "month-and-category"])
+def test_explicit_filters_restrict_every_passage(world, question, filters, allowed):
+    assert not all(map(allowed, world.ask(question).passages))  # the filter has something to remove
+    passages = world.ask(question, filters=filters).passages
+    assert passages and all(map(allowed, passages))
+
+
+@pytest.mark.parametrize("filters", [
+    Filters(sources=["No Such Outlet"]), Filters(categories=["astrology"]), Filters(since=date(2030, 1, 1)),
+    Filters(since=date(2023, 11, 1), until=date(2023, 10, 1)), Filters(until=date(2000, 1, 1)),
+])
+def test_an_impossible_filter_gives_no_passages(world, filters):
+    result = world.ask("What did Qureshi say about Russia?", filters=filters)
+    assert (result.passages, result.allowed) == ([], 0)
+
+
+def test_an_outlet_named_in_the_question_restricts_to_it(world):
+    result = world.ask("According to TechCrunch, what mistakes did Google's Gemini Pro make?")
+    report = result.filters_report()
+    assert report["sources"] == ["TechCrunch"] and "TechCrunch" in " ".join(report["from_question"])
+    assert {p.source for p in result.passages} == {"TechCrunch"} and len(result.passages) == 10
+    assert result.passages[0].article_id == world.id("Early impressions of Google")
+    roar = world.ask("According to The Roar, is Erik ten Hag under pressure at Manchester United?")
+    assert roar.filters_report()["sources"] == ["The Roar | Sports Writers Blog"]
+    assert {p.article_id for p in roar.passages} == {world.id("Manchester divided")}
+
+
+def test_a_month_in_the_question_restricts_dates(world):
+    assert world.id("Manchester divided") in {p.article_id for p in world.ask(TEN_HAG).passages}
+    result = world.ask("What was reported in October 2023 about Erik ten Hag and Manchester United?")
+    report = result.filters_report()
+    assert (report["since"], report["until"]) == ("2023-10-01", "2023-10-31")
+    assert "October 2023" in " ".join(report["from_question"])
+    assert result.passages and all(map(_in(date(2023, 10, 1), date(2023, 10, 31)), result.passages))
+    assert result.passages[0].article_id == world.id("Ten Hag responds to Carra")
+
+
+def test_latest_counts_back_from_the_newest_article_not_today(world):
+    newest = max(datetime.fromisoformat(rec(t)["published_at"]).date() for t in TITLES)
+    assert world.indexes.catalog.newest == newest == date(2023, 12, 23)
+    result = world.ask("What is the latest news about Erik ten Hag and Manchester United?")
+    since = newest - timedelta(days=LATEST_DAYS)
+    assert result.plan.latest and result.filters_report()["since"] == since.isoformat()
+    assert result.passages and all(map(_in(since=since), result.passages))
+    assert result.passages[0].article_id == world.id("Manchester divided")
+    assert world.id("Ten Hag responds to Carra") not in {p.article_id for p in result.passages}
+
+
+def test_one_long_article_takes_at_most_per_article_places(world):
+    question, discogs, cap = "Discogs vinyl record marketplace sellers and collectors", world.id("Discogs"), 5
+    assert Tuning().per_article == cap
+    uncapped = Counter(p.article_id for p in world.ask(question, tuning=Tuning(per_article=100)).passages)
+    assert uncapped[discogs] > cap  # this article alone would fill the top 10
+    passages = world.ask(question, k=10).passages
+    counts = Counter(p.article_id for p in passages)
+    assert len(passages) == 10 and counts[discogs] == cap and max(counts.values()) == cap
+    assert passages[0].article_id == discogs
+    two = world.ask(question, tuning=Tuning(per_article=2)).passages
+    assert Counter(p.article_id for p in two)[discogs] == 2
+
+
+@pytest.mark.parametrize(("question", "speaker", "said"), [
+    ("What did Qureshi say about Russia?", "Qureshi", "Qureshi reiterated Pakistan's resolve"),
+    # the topic's words are in other chunks: the chunk with the speaker's words still goes first
+    ("What did Qureshi say about Imran Khan and Lavrov's visit?", "Qureshi", "a factor of stability"),
+    ("What did Mooney say about the Bears?", "Mooney", "It would've been crazy"),
+])
+def test_a_speakers_quotes_go_first(world, question, speaker, said):
+    result = world.ask(question)
+    assert result.filters_report()["speaker"] == speaker
+    assert said in result.passages[0].text
+
+
+def test_scores_stay_descending_when_a_quote_chunk_goes_first(world):
+    # a chunk with Kelce's words goes first although another has a higher fused score; ask() checks the order
+    result = world.ask("What did Kelce say about finding a breeder, and how did fans react on social media?")
+    assert result.plan.speaker == "Kelce" and result.passages[0].article_id == world.id("Travis Kelce")
+
+
+def test_a_multi_hop_question_gets_both_articles(world):
+    result = world.ask("Did TechCrunch report that Apple took action against Beeper Mini, the app bringing "
+                       "blue bubble iMessage texts to Android users, and did Sporting News report that the "
+                       "cheapest season ticket rose by 78.8%?", k=4)
+    hops = result.filters_report()["subqueries"]
+    assert [s["sources"] for s in hops] == [["TechCrunch"], ["Sporting News"]]
+    found = {p.article_id for p in result.passages}
+    assert {world.id("Beeper Mini"), world.id("Inter Miami")} <= found
+
+
+def test_the_dense_side_finds_a_paraphrase_bm25_cannot_see(world):
+    question = "gramophone resale hobbyists angry"  # no word of it is in any chunk
+    assert not world.indexes.lexical.scores(question).any()
+    assert not world.indexes.sentences.scores(question).any()
+    assert world.ask(question, tuning=Tuning(dense_weight=0)).passages == []
+    hybrid = world.ask(question, k=3).passages
+    assert [p.article_id for p in hybrid] == [world.id("Discogs")] * 3
+    verge = world.ask(question, k=3, filters=Filters(sources=["The Verge"])).passages
+    assert verge and verge[0].article_id == world.id("Discogs")
+    later = world.ask(question, filters=Filters(since=date(2023, 10, 8))).passages  # Discogs: Oct 7
+    assert later and all(map(_in(since=date(2023, 10, 8)), later))
+
+
+def test_an_unchanged_store_reloads_the_saved_indexes_and_ranks_the_same(world):
+    meta = Indexes.folder(world.settings.data_dir, world.store) / "meta.json"
+    before = meta.stat()
+    loaded = Indexes.open(world.store, world.settings.data_dir)
+    assert loaded.fingerprint == world.indexes.fingerprint and loaded.is_current(world.store)
+    assert (meta.stat().st_mtime_ns, meta.stat().st_ino) == (before.st_mtime_ns, before.st_ino)
+    assert loaded.catalog.sources == world.indexes.catalog.sources
+    for question in ("What did Qureshi say about Russia?", TEN_HAG, "gramophone resale hobbyists angry",
+                     "What is the latest news about Erik ten Hag and Manchester United?"):
+        fresh = world.ask(question).passages
+        again = Retriever(world.store, world.embedder, loaded).retrieve(question).passages
+        assert [(p.chunk_id, p.score) for p in again] == [(p.chunk_id, p.score) for p in fresh]
+
+
+def test_indexes_follow_ingest_update_and_delete(settings, store, small_embedder, tmp_path):
+    base = [rec("Billie Jean King sees"), rec("Craft beer and cheese")]
+    ingest([str(write_articles(tmp_path / "base.json", base)), str(SEED)], store, small_embedder, settings)
+    first = Indexes.open(store, settings.data_dir)
+
+    def ask(indexes: Indexes, question: str) -> list[Passage]:
+        return Retriever(store, small_embedder, indexes).retrieve(question).passages
+    asx = rec("ASX set to open lower")
+    ingest([str(write_articles(tmp_path / "new.json", [asx]))], store, small_embedder, settings)
+    assert not first.is_current(store)
+    added = Indexes.open(store, settings.data_dir)
+    assert added.fingerprint != first.fingerprint and added.is_current(store)
+    old_q = "Which lithium miner resisted the downward momentum of lithium prices?"
+    top = ask(added, old_q)[0]
+    assert top.title == asx["title"] and "Liontown" in top.text
+    asx_id = top.article_id
+
+    old = "with lithium miner Liontown resisting the downward momentum of lithium prices"
+    new = "while Perth miner Quokka Metals tripled its share price after finding scandium"
+    changed = {**asx, "body": asx["body"].replace(old, new)}
+    report = ingest([str(write_articles(tmp_path / "upd.json", [changed]))], store, small_embedder, settings)
+    assert (report.updated, changed["body"].count("Liontown")) == (1, 0)
+    updated = Indexes.open(store, settings.data_dir)
+    assert updated.fingerprint != added.fingerprint
+    assert not any("Liontown" in t for t in updated.table.texts)
+    assert not any("Liontown" in p.text for p in ask(updated, old_q))
+    top = ask(updated, "Which Perth miner tripled its share price after finding scandium?")[0]
+    assert (top.article_id, top.title) == (asx_id, asx["title"]) and "Quokka Metals" in top.text
+
+    assert store.delete(asx_id)
+    gone = Indexes.open(store, settings.data_dir)
+    assert gone.fingerprint == first.fingerprint and gone.is_current(store)  # the store is as it was
+    assert asx_id not in {a.id for a in gone.catalog.articles} and asx_id not in gone.article_ids
+    assert all(p.article_id != asx_id for p in ask(gone, "Which Perth miner tripled its share price?"))
+
+
+@pytest.mark.parametrize("damage", ["chunks.json", "quotes.json", "sentence-chunk.npy", "meta.json", "swap",
+                                    "bm25/vocab.index.json", "bm25-sentences/params.index.json"])
+def test_a_torn_index_folder_is_rebuilt(settings, store, small_embedder, damage):
+    ingest([str(SEED)], store, small_embedder, settings)
+    good = Indexes.open(store, settings.data_dir)
+    folder = Indexes.folder(settings.data_dir, store)
+    if damage == "swap":  # killed between removing the old folder and renaming the new one
+        shutil.rmtree(folder)
+        folder.with_name(folder.name + ".tmp").mkdir()
+    elif damage == "quotes.json":
+        (folder / damage).write_text('{"truncat')
+    else:
+        (folder / damage).unlink()
+    rebuilt = Indexes.open(store, settings.data_dir)
+    assert rebuilt.fingerprint == good.fingerprint and rebuilt.table.ids == good.table.ids
+    assert (folder / damage).is_file() or damage == "swap"
+    assert not folder.with_name(folder.name + ".tmp").exists()
+    top = Retriever(store, small_embedder, rebuilt).retrieve("What did Qureshi say about Russia?").passages[0]
+    assert "Qureshi reiterated" in top.text  # the quote index is back too
+    stamp = (folder / "meta.json").stat().st_mtime_ns
+    assert Indexes.open(store, settings.data_dir).table.ids == good.table.ids  # saved whole: loads again
+    assert (folder / "meta.json").stat().st_mtime_ns == stamp
+
+
+def test_cli_retrieve_json(world):
+    meta = Indexes.folder(world.settings.data_dir, world.store) / "meta.json"
+    stamp = meta.stat().st_mtime_ns
+    question = "According to TechCrunch, what mistakes did Google's Gemini Pro make?"
+    done = run_cli("retrieve", question, "--json", "--k", "3", env=cli_env(world.settings.data_dir))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)  # one JSON object, nothing else on stdout
+    assert out["question"] == question and out["filters"]["sources"] == ["TechCrunch"]
+    assert out["filters"]["from_question"]
+    keys = {"article_id", "title", "source", "published_at", "url", "text", "score"}
+    assert len(out["passages"]) == 3 and all(keys <= p.keys() for p in out["passages"])
+    assert [p["chunk_id"] for p in out["passages"]] == [p.chunk_id for p in world.ask(question, k=3).passages]
+    assert meta.stat().st_mtime_ns == stamp  # the CLI loaded the saved indexes, it did not rebuild them
+
+
+def test_cli_retrieve_rejects_a_bad_date(world):
+    done = run_cli("retrieve", "Beeper Mini", "--since", "yesterday", env=cli_env(world.settings.data_dir))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "--since" in done.stderr and "'yesterday'" in done.stderr and "Traceback" not in done.stderr
