@@ -84,11 +84,11 @@ def test_smollm2_through_the_answerer_gives_a_structured_cited_answer(settings, 
     """The whole answer path with the real model: prompts rendered, the model's reply parsed into
     citations and verified, or replaced by the extractive answer when it cites nothing (structure only:
     a 135M model's wording is not something to assert)."""
+    from conftest import SEED
+
     from assistant.indexes import Indexes
     from assistant.service import open_service
     from ingest.pipeline import ingest
-
-    from conftest import SEED
 
     svc = open_service(settings, embedder=small_embedder)
     ingest([str(SEED)], svc.store, small_embedder, settings)
