@@ -5,6 +5,7 @@ first appearance, markers to passages that do not exist dropped, links to anythi
 articles removed, and every sentence checked lexically against the passages it cites. A sentence the
 passages do not support (or a substantive sentence citing nothing) is listed in `unsupported` and
 tagged " [unverified]" in the text. `support()` is the lexical check; deterministic and fast.
+Sentences are split by `assistant.sentences` (`split_sentences` is re-exported here).
 """
 
 from __future__ import annotations
@@ -20,45 +21,23 @@ import Stemmer
 from pydantic import BaseModel, Field
 
 from assistant.schema import Citation, Passage
+from assistant.sentences import MARKER_RUN, STOPWORDS, _sentence_spans
+from assistant.sentences import split_sentences as split_sentences
 
 REFUSAL = "The articles don't say."
 UNVERIFIED = "[unverified]"
 NUMBER_CAP = 0.25  # the most a claim scores when one of its numbers is missing from the passage
 MAX_REFUSAL_CHARS = 300
 
-_MARKER = r"\[\s*\d{1,3}(?:\s*,\s*\d{1,3})*\s*\](?!\()"
-MARKER_RUN = re.compile(rf"{_MARKER}(?:[ \t]*{_MARKER})*")
 _MARKER_WITH_SPACE = re.compile(rf"([ \t]*)({MARKER_RUN.pattern})")
 _MD_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
 _RAW_URL = re.compile(r"[ \t]*<?(https?://[^\s<>()\[\]\"']+)>?")
 _TOKEN = re.compile(r"[^\W_]+(?:['’.][^\W_]+|,\d+)*")
-_END = re.compile(r"[.!?…]+[\"'”’)]*(?=\s|$)|\n")
-_PREV_WORD = re.compile(r"[A-Za-z][A-Za-z.]*$")
-
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-STOPWORDS = _words("""
-a about above after again against all also am an and any are as at be because been before being below
-between both but by can could did do does doing down during each few for from further had has have having
-he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
-nor not now of off on once only or other our ours out over own same she should so some such than that the
-their theirs them themselves then there these they this those through to too under until up us very was
-we were what when where which while who whom why will with would you your yours yourself may might must
-shall one ones said says say saying told added according noted stated mr mrs ms dr don't doesn't didn't
-isn't wasn't aren't weren't won't can't couldn't wouldn't shouldn't it's he's she's that's there's they're
-""")
 _NUMBER_WORDS = {word: str(i) for i, word in enumerate(
     ("zero", "", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
      "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")) if word}
 _NUMBER_WORDS |= {word: str(10 * i) for i, word in enumerate(
     ("thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"), start=3)}
-_TITLES = _words("mr mrs ms dr prof gen sen rep gov lt col capt sgt st rev hon pres messrs")
-_ABBREVIATIONS = _words("etc inc corp ltd co jr sr vs no approx dept est jan feb mar apr jun jul aug sep "
-                        "sept oct nov dec")
 _REFUSAL_RE = re.compile("|".join([
     r"\b(?:the|these|provided|available)\s+(?:\w+\s+)?(?:articles?|passages?|sources?|context|documents?)"
     r"\s+(?:\w+\s+)?(?:do(?:es)?|did)\s*n[o']t\s+(?:say|mention|contain|include|provide|specify|state|cover"
@@ -85,50 +64,6 @@ class Cited(BaseModel):
     unsupported: list[str] = Field(default_factory=list)
     dropped: list[int] = Field(default_factory=list)
     refused: bool = False
-
-
-def _is_boundary(text: str, end: re.Match[str]) -> bool:
-    """Whether the punctuation matched by `end` closes a sentence (not "Mr.", "U.S. officials", "J. Doe")."""
-    rest = text[end.end():].lstrip()
-    if end.group() == "\n" or not rest:
-        return True
-    if rest[0].islower():
-        return False
-    if end.group() != ".":
-        return True
-    prev = _PREV_WORD.search(text, max(0, end.start() - 24), end.start())
-    word = prev.group() if prev else ""
-    if word.lower() in _TITLES or (len(word) == 1 and word.isupper()):
-        return False
-    if word.lower() in _ABBREVIATIONS or "." in word:  # "U.S. officials" goes on; "U.S. The" ends
-        follower = re.match(r"[A-Za-z']+", rest)
-        return rest[0] in "[\"'“‘" or bool(follower and follower.group().lower() in STOPWORDS)
-    return True
-
-
-def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, whitespace-trimmed; leading [n] markers go to the sentence before."""
-    raw, start = [], 0
-    for end in _END.finditer(text):
-        if _is_boundary(text, end):
-            raw.append((start, end.end()))
-            start = end.end()
-    raw.append((start, len(text)))
-    spans: list[tuple[int, int]] = []
-    for s, e in raw:
-        s, e = s + len(text[s:e]) - len(text[s:e].lstrip()), s + len(text[s:e].rstrip())
-        lead = MARKER_RUN.match(text, s)
-        if lead and spans:
-            spans[-1] = (spans[-1][0], lead.end())
-            s = lead.end() + len(text[lead.end():e]) - len(text[lead.end():e].lstrip())
-        if s < e:
-            spans.append((s, e))
-    return spans
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of `text` (newlines always end one); abbreviations, initials and decimals don't."""
-    return [text[s:e] for s, e in _sentence_spans(text)]
 
 
 @lru_cache(maxsize=65536)
