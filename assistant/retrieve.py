@@ -44,10 +44,11 @@ class Tuning:
     question_weight: float = 0.3  # whole-question BM25 added when ranking for one clause or hop
     depth: int = 60  # candidates taken from the main ranking
     list_depth: int = 20  # candidates taken from each ranking into the final fusion
-    fuse_c: float = 2.0  # reciprocal-rank constant of the final fusion (small: first places count)
+    fuse_c: float = 1.5  # reciprocal-rank constant of the final fusion (small: first places count)
     hop_weight: float = 1.0  # weight of each sub-query's ranking in the final fusion (main: 1.0)
     probe_weight: float = 1.0  # weight of each clause's ranking in the final fusion
     clause_dense: float = 0.5  # weight of each clause's dense ranking (Chroma) in the final fusion
+    prefer_mentioned: bool = True  # a question naming outlets searches them first (all, if none match)
     hop_articles: int = 2  # articles each sub-query draws passages from
     hop_chunks: int = 3  # passages per article a sub-query offers
     per_article: int = 5  # diversity: at most this many passages of one article
@@ -92,6 +93,9 @@ class Retriever:
         text = query or question
         f = the_plan.filters
         mask = self._mask(f.sources, f.categories, f.since, f.until)
+        if self.tuning.prefer_mentioned and the_plan.mentioned_sources and not f.sources:
+            named = mask & self._mask(the_plan.mentioned_sources, [], None, None)
+            mask = named if named.any() else mask
         clauses = probes(question, self.indexes.catalog)
         t1 = time.perf_counter()
         dense_texts = [text] + ([c.text for c in clauses] if self.tuning.clause_dense else [])

@@ -299,3 +299,17 @@ def test_cli_retrieve_rejects_a_bad_date(world):
     done = run_cli("retrieve", "Beeper Mini", "--since", "yesterday", env=cli_env(world.settings.data_dir))
     assert done.returncode == 2 and done.stdout == ""
     assert "--since" in done.stderr and "'yesterday'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_outlets_named_without_a_filter_phrase_are_searched_first(world):
+    question = "Did Sky Sports and The Roar write about Alabama and the College Football Playoff?"
+    named = {"Sky Sports", "The Roar | Sports Writers Blog"}
+    preferred = world.ask(question)
+    assert preferred.filters_report()["sources"] == []  # two outlets named: no hard filter
+    assert preferred.passages and {p.source for p in preferred.passages} <= named
+    plain = world.ask(question, tuning=Tuning(prefer_mentioned=False))
+    assert world.id("Can Alabama make College") in {p.article_id for p in plain.passages}
+    # when the named outlets have nothing inside the explicit filters, everything else is searched
+    window = Filters(since=date(2023, 11, 1), until=date(2023, 12, 10))  # neither outlet published then
+    late = world.ask(question, filters=window)
+    assert world.id("Can Alabama make College") in {p.article_id for p in late.passages}
