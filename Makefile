@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 NEWSQA := $(VENV)/bin/newsqa
 DATA_DIR ?= ./data
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 SHARED ?= ../shared/data
 EVAL_DIR ?= ./data-eval
@@ -30,6 +32,9 @@ run: install
 	@echo
 	@echo '$$ newsqa ask "What did Qureshi say about Russia?"'
 	@$(NEWSQA) ask "What did Qureshi say about Russia?" --data-dir $(DATA_DIR)
+	@echo
+	@echo "Serving the web UI and the API on http://$(HOST):$(PORT)/ (API docs at /docs; Ctrl-C stops)"
+	$(NEWSQA) serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 test: install
 	$(PY) -m pytest -q

@@ -1,4 +1,4 @@
-"""Commands: `newsqa retrieve`, `newsqa ask` and `newsqa eval` — the answer layer on the command line."""
+"""Commands: `newsqa retrieve`, `ask`, `eval` and `serve` — the answer layer on the command line."""
 
 from __future__ import annotations
 
@@ -135,11 +135,18 @@ def _bar(total: int) -> Callable[[int], None]:
     return step
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.api import serve
+
+    serve(settings, host=args.host, port=args.port)
+    return 0
+
+
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def register(command: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
-    """Add retrieve, ask and eval through the CLI's `command(name, func, help)` helper."""
+    """Add retrieve, ask, eval and serve through the CLI's `command(name, func, help)` helper."""
     p = command("retrieve", cmd_retrieve, "Show the passages retrieved for a question.")
     p.add_argument("question")
     add_filter_args(p)
@@ -153,3 +160,6 @@ def register(command: Callable[[str, Command, str], argparse.ArgumentParser]) ->
     p.add_argument("--no-answers", action="store_true", help="score retrieval only")
     p.add_argument("--out", help="folder for report.md, the plot and per-query rows")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    p = command("serve", cmd_serve, "Serve the web UI and the HTTP API (docs at /docs).")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")

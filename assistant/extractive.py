@@ -34,6 +34,13 @@ _QUESTION_WORDS = frozenset(tokenize(
 ))
 
 
+_FILTER_WORDS = frozenset(tokenize(
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec 2019 2020 2021 2022 2023 2024 2025 2026 "
+    "latest recent recently newest week month year today yesterday"
+))
+
+
 @dataclass
 class Extract:
     text: str  # the answer with [n] markers (n = 1-based position in the passages)
@@ -88,7 +95,7 @@ class Extractive:
         if picked and plan.topic:
             topic = set(tokenize(plan.topic)) - _QUESTION_WORDS
             need = len(topic) if len(topic) <= 2 else -(-2 * len(topic) // 3)  # all, or two thirds
-            picked = [x for x in picked if len(topic & set(tokenize(x[2]))) >= need]
+            picked = [x for x in picked if _matches(topic, set(tokenize(x[2]))) >= need]
             if not picked:  # the speaker is quoted, but never on this topic
                 return Extract(f"{REFUSAL} (No statement by {plan.speaker} about {plan.topic} was found.)",
                                True, cover, "speaker never quoted on the topic")
@@ -112,12 +119,18 @@ class Extractive:
     def _best_sentences(self, question: str, passages: list[Passage], hops: int,
                         context: str = "") -> list[tuple[int, int, str]]:
         weights = self.weights(question, context)
+        for word in _FILTER_WORDS | {w for p in passages for w in tokenize(p.source)}:
+            weights.pop(word, None)  # dates and outlets select the passages; they say nothing of the answer
         scored: list[tuple[float, int, int, str]] = []
         for n, p in enumerate(passages):
             for sentence in split_sentences(p.text):
                 words = set(tokenize(sentence))
+                if sentence.rstrip(' "”’').endswith("?") or len(words) < 5:
+                    continue  # a question or a fragment (a byline, a tweet's signature) answers nothing
                 score = sum(w for t, w in weights.items() if t in words)
-                if score > 0 and len(sentence) > 20:
+                novel = len(words - weights.keys())  # what the sentence adds beyond the question's words
+                if score > 0:
+                    score *= min(novel, 12) / 12
                     scored.append((score / (1 + 0.002 * len(sentence)), n, p.text.find(sentence), sentence))
         scored.sort(key=lambda x: -x[0])
         want = max(2, min(self.max_sentences, hops or 2))
@@ -132,6 +145,12 @@ class Extractive:
             if len(picked) >= want:
                 break
         return picked
+
+
+def _matches(wanted: set[str], words: set[str]) -> int:
+    """How many wanted words the sentence has, a word also matching its longer forms (afghan/afghanistan)."""
+    return sum(any(w == t or (min(len(w), len(t)) >= 5 and (w.startswith(t) or t.startswith(w)))
+                   for t in words) for w in wanted)
 
 
 def _compose(picked: list[tuple[int, int, str]], passages: list[Passage]) -> str:

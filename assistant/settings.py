@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed request to the chat model.")
     llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the chat model.")
     top_k: int = Field(10, ge=1, le=100, description="Passages retrieved for a question.")
+    api_token: str | None = Field(None, description="Bearer token for POST /ingest; unset = ingest disabled.")
+    max_question_chars: int = Field(2000, ge=1, le=100_000, description="Longest question the API accepts.")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted.")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

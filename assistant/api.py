@@ -1,0 +1,322 @@
+"""API: the HTTP interface (`newsqa serve`) — ask, stream, browse articles, health, ingest, the UI pages.
+
+Thin routes over one shared `Service` (opened on first use); the indexes are refreshed at most every
+few seconds, and right after an ingest, so other processes' ingests show up. Request bodies are
+limited (Content-Length and streamed bytes), errors are JSON without tracebacks, and POST /ingest needs
+the bearer token NEWSQA_API_TOKEN (no token configured: ingest over HTTP is off).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistant.api_models import (
+    ArticleDetail,
+    ArticleItem,
+    ArticleList,
+    AskRequest,
+    ChunkInfo,
+    Health,
+    UrlIngest,
+)
+from assistant.api_stream import answer_events
+from assistant.resources import resource_dir
+from assistant.schema import Answer
+from assistant.service import Service, open_service
+from assistant.settings import Settings
+from assistant.store import INDEXED
+from ingest.models import IngestReport
+
+log = logging.getLogger("newsqa.api")
+EXAMPLES = ["What did Qureshi say about Russia?", "What did Lavrov discuss with Imran Khan?",
+            "What are the latest reports about artificial intelligence?",
+            "Which companies did TechCrunch report on in October 2023?"]
+REFRESH_EVERY_S = 3.0
+MAX_UPLOAD_FILES = 50
+
+
+class ServiceHolder:
+    """The one shared Service: opened lazily, refreshed at most every REFRESH_EVERY_S seconds."""
+
+    def __init__(self, settings: Settings, service: Service | None = None) -> None:
+        self.settings, self._service = settings, service
+        self._lock = threading.Lock()
+        self.ingest_lock = threading.Lock()
+        self._checked = time.monotonic()
+
+    def get(self) -> Service:
+        with self._lock:
+            if self._service is None:
+                self._service = open_service(self.settings)
+                self._checked = time.monotonic()
+            return self._service
+
+    def fresh(self, force: bool = False) -> Service:
+        """The service, its indexes rebuilt first if the store changed (checked at most every few s)."""
+        service = self.get()
+        with self._lock:
+            if force or time.monotonic() - self._checked >= REFRESH_EVERY_S:
+                service.refresh()
+                self._checked = time.monotonic()
+        return service
+
+
+def _holder(request: Request) -> ServiceHolder:
+    return request.app.state.holder
+
+
+Holder = Annotated[ServiceHolder, Depends(_holder)]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+AppSettings = Annotated[Settings, Depends(_settings)]
+
+
+def _require_token(settings: AppSettings, authorization: Annotated[str | None, Header()] = None) -> None:
+    """POST /ingest's guard: 403 when no token is configured, 401 when the bearer token is missing/wrong."""
+    if not settings.api_token:
+        raise HTTPException(403, "ingest over HTTP is disabled (set NEWSQA_API_TOKEN)")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                            settings.api_token.encode()):
+        raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+Authorized = Annotated[None, Depends(_require_token)]
+
+
+class BodyLimit:
+    """413 for a request body over `limit` bytes: by its Content-Length, or by counting what arrives."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            await JSONResponse({"detail": _too_large(self.limit)}, 413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:  # HTTPException passes through FastAPI's body parsing
+                    raise HTTPException(413, _too_large(self.limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large(limit: int) -> str:
+    return f"request body too large (limit {limit} bytes)"
+
+
+def _validation_error(field: str, message: str, kind: str = "value_error") -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body", field), "msg": message, "type": kind}])
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+              for e in exc.errors()]
+    message = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": jsonable_encoder(errors), "message": message}, 422)
+
+
+async def _on_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error"}, 500)
+
+
+def _web_dirs() -> tuple[Path, Path]:
+    try:
+        web = resource_dir("web")
+    except FileNotFoundError:
+        web = Path(__file__).resolve().parent.parent / "web"
+    for sub in ("templates", "static"):
+        with contextlib.suppress(OSError):  # a read-only install: served as missing
+            (web / sub).mkdir(parents=True, exist_ok=True)
+    return web / "templates", web / "static"
+
+
+def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
+    """The newsqa web app over `settings`' store (or over `service`, e.g. one built in a test)."""
+    app = FastAPI(title="newsqa", version="0.1.0",
+                  description="Answers questions about news articles, with citations a reader can check.")
+    app.state.settings, app.state.holder = settings, ServiceHolder(settings, service)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_error)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    templates_dir, static_dir = _web_dirs()
+    templates = Jinja2Templates(directory=str(templates_dir))
+    app.mount("/static", StaticFiles(directory=str(static_dir), check_dir=False), name="static")
+
+    def page(request: Request, name: str) -> HTMLResponse:
+        try:
+            return templates.TemplateResponse(request, name, {"request": request, "examples": EXAMPLES})
+        except Exception as err:  # a missing or broken template: clean JSON, details in the log
+            log.error("cannot render %s", name, exc_info=err)
+            return JSONResponse({"detail": f"page unavailable: cannot render {name}"}, 500)  # type: ignore[return-value]
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request) -> HTMLResponse:
+        return page(request, "index.html")
+
+    @app.get("/browse", response_class=HTMLResponse, include_in_schema=False)
+    def browse(request: Request) -> HTMLResponse:
+        return page(request, "articles.html")
+
+    def checked(body: AskRequest) -> AskRequest:
+        if len(body.question) > settings.max_question_chars:
+            raise _validation_error("question", f"question is too long ({len(body.question)} characters; "
+                                    f"at most {settings.max_question_chars})", "string_too_long")
+        return body
+
+    @app.post("/ask", response_model=Answer)
+    def ask(body: AskRequest, holder: Holder) -> Answer:
+        """Answer a question from the articles, with verified citations."""
+        body = checked(body)
+        service = holder.fresh()
+        return service.answerer.ask(body.question, body.history, body.filters, body.k or settings.top_k)
+
+    @app.post("/ask/stream", response_class=StreamingResponse)
+    def ask_stream(body: AskRequest, holder: Holder) -> StreamingResponse:
+        """The answer as Server-Sent Events: sources, token…, answer, done (error before done on failure)."""
+        body = checked(body)
+        service = holder.fresh()
+        events = answer_events(service.answerer, body.question, body.history, body.filters,
+                               body.k or settings.top_k)
+        return StreamingResponse(events, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/articles", response_model=ArticleList)
+    def articles(holder: Holder, q: str = "", source: str = "",
+                 since: Annotated[date | None, Query(description="earliest date, YYYY-MM-DD")] = None,
+                 until: Annotated[date | None, Query(description="latest date, YYYY-MM-DD")] = None,
+                 offset: Annotated[int, Query(ge=0)] = 0,
+                 limit: Annotated[int, Query(ge=1, le=100)] = 20) -> ArticleList:
+        """Indexed articles, newest first; `q` matches titles (case-insensitive)."""
+        rows = [ArticleItem.from_record(i, m) for i, m, _ in holder.get().store.all_records()
+                if m.get("status") == INDEXED and (q.casefold() in str(m.get("title", "")).casefold())
+                and (not source or source.casefold() == str(m.get("source", "")).casefold())
+                and _in_range(str(m.get("published_at") or ""), since, until)]
+        ts = {i: m.get("published_ts") for i, m, _ in holder.get().store.all_records()}
+        rows.sort(key=lambda r: (ts.get(r.id) is not None, ts.get(r.id) or 0, r.id), reverse=True)
+        return ArticleList(total=len(rows), items=rows[offset : offset + limit])
+
+    @app.get("/articles/{article_id}", response_model=ArticleDetail)
+    def article(article_id: str, holder: Holder) -> ArticleDetail:
+        """One article: metadata, body and chunk boundaries."""
+        store = holder.get().store
+        meta = store.records([article_id]).get(article_id)
+        body = store.body(article_id) if meta is not None else None
+        if meta is None or body is None:
+            raise HTTPException(404, f"no article with id {article_id!r}")
+        got = store.chunks.get(where={"article_id": article_id}, include=["metadatas"])
+        pairs = zip(got["ids"], got["metadatas"], strict=True)
+        chunks = sorted((ChunkInfo.from_meta(cid, cm) for cid, cm in pairs), key=lambda c: c.index)
+        return ArticleDetail(**ArticleItem.from_record(article_id, meta).model_dump(exclude={"status"}),
+                             author=str(meta.get("author") or ""), body=body, chunks=chunks)
+
+    @app.get("/health", response_model=Health)
+    def health(holder: Holder) -> Health | JSONResponse:
+        """Whether the store answers, and how much it holds."""
+        try:
+            service = holder.get()
+            stats = service.store.stats()
+        except Exception as err:
+            log.warning("health check failed: %s", err)
+            reason = f"store unavailable: {type(err).__name__}"
+            return JSONResponse(Health(status="unavailable", reason=reason).model_dump(), 503)
+        model = getattr(service.answerer.llm, "name", None) if service.answerer.llm is not None else None
+        return Health(status="ok", articles=stats["articles"], chunks=stats["chunks"], model=model,
+                      embedder=service.embedder.name)
+
+    @app.post("/ingest", response_model=IngestReport, openapi_extra={"requestBody": {"content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {
+            "type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        "application/json": {"schema": UrlIngest.model_json_schema()}}}})
+    async def ingest_route(request: Request, _: Authorized, holder: Holder) -> IngestReport:
+        """Ingest uploaded files (multipart `files`) or `{"urls": [...]}` (http/https only)."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "multipart/form-data":
+            async with request.form(max_files=MAX_UPLOAD_FILES) as form:
+                files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+                if not files:
+                    raise _validation_error("files", "upload one or more files in the `files` field")
+                with tempfile.TemporaryDirectory(prefix="newsqa-upload-") as tmp:
+                    for n, upload in enumerate(files):
+                        name = Path(upload.filename or "").name.lstrip(".") or "upload.txt"
+                        folder = Path(tmp) / str(n)
+                        folder.mkdir()
+                        (folder / name).write_bytes(await upload.read())
+                    return await run_in_threadpool(_ingest, holder, [tmp])
+        if ctype == "application/json":
+            try:
+                body = UrlIngest.model_validate_json(await request.body())
+            except ValidationError as err:
+                errors = [{**e, "loc": ("body", *e["loc"])} for e in err.errors()]
+                raise RequestValidationError(errors) from None
+            return await run_in_threadpool(_ingest, holder, body.urls)
+        raise HTTPException(415, "send multipart/form-data with `files`, or JSON {\"urls\": [...]}")
+
+    return app
+
+
+def _in_range(published_at: str, since: date | None, until: date | None) -> bool:
+    """Whether an ISO date(time) is within [since, until] by calendar date (unknown: only if no range)."""
+    if since is None and until is None:
+        return True
+    try:
+        day = date.fromisoformat(published_at[:10])
+    except ValueError:
+        return False
+    return (since is None or day >= since) and (until is None or day <= until)
+
+
+def _ingest(holder: ServiceHolder, targets: list[str]) -> IngestReport:
+    from ingest.pipeline import ingest
+
+    service = holder.get()
+    with holder.ingest_lock:
+        report = ingest(targets, service.store, service.embedder, service.settings)
+        holder.fresh(force=True)
+    for failure in report.failed:  # temp upload paths mean nothing to the client: keep the file name
+        failure.path = Path(failure.path).name if not failure.path.startswith("http") else failure.path
+    return report
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
