@@ -50,8 +50,8 @@ class UrlIngest(BaseModel):
         return [url.strip() for url in urls]
 
 
-class ArticleItem(BaseModel):
-    """One row of the article list."""
+class ArticleMeta(BaseModel):
+    """The metadata every article view shows."""
 
     id: str
     title: str = ""
@@ -59,6 +59,11 @@ class ArticleItem(BaseModel):
     published_at: str = ""
     url: str = ""
     category: str = ""
+
+
+class ArticleItem(ArticleMeta):
+    """One row of the article list."""
+
     status: str = ""
 
     @classmethod
@@ -90,15 +95,9 @@ class ChunkInfo(BaseModel):
                    char_end=int(meta["char_end"]))
 
 
-class ArticleDetail(BaseModel):
+class ArticleDetail(ArticleMeta):
     """One article with its body and its chunk boundaries."""
 
-    id: str
-    title: str = ""
-    source: str = ""
-    published_at: str = ""
-    url: str = ""
-    category: str = ""
     author: str = ""
     body: str
     chunks: list[ChunkInfo]

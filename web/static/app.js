@@ -13,29 +13,7 @@
   var MAX_HISTORY = 20; // turns sent with a follow-up (the API takes at most 50)
   var busy = false;
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function safeUrl(url) {
-    if (!url) return null;
-    try {
-      var parsed = new URL(String(url), window.location.href);
-      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
-    } catch (e) {
-      return null;
-    }
-  }
-
-  function formatDate(value) {
-    if (!value) return "";
-    var d = new Date(value);
-    if (isNaN(d.getTime())) return String(value);
-    return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric", timeZone: "UTC" });
-  }
+  var el = window.NewsQA.el, safeUrl = window.NewsQA.safeUrl, formatDate = window.NewsQA.formatDate;
 
   function announce(text) {
     statusEl.textContent = "";

@@ -14,29 +14,7 @@
   var pageInfo = document.getElementById("page-info");
   var offset = 0, total = 0, requestId = 0;
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function safeUrl(url) {
-    if (!url) return null;
-    try {
-      var parsed = new URL(String(url), window.location.href);
-      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
-    } catch (e) {
-      return null;
-    }
-  }
-
-  function formatDate(value) {
-    if (!value) return "";
-    var d = new Date(value);
-    if (isNaN(d.getTime())) return String(value);
-    return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric", timeZone: "UTC" });
-  }
+  var el = window.NewsQA.el, safeUrl = window.NewsQA.safeUrl, formatDate = window.NewsQA.formatDate;
 
   function params() {
     var p = new URLSearchParams();
