@@ -99,7 +99,7 @@ class Indexes:
         self.article_ids = article_order(table)
         self.article_chunks: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(self.article_ids)
         self.chunk_article = np.zeros(len(table.ids), dtype=np.int64)
-        index = {a: n for n, a in enumerate(self.article_ids)}
+        self.article_index = index = {a: n for n, a in enumerate(self.article_ids)}
         grouped: dict[int, list[int]] = {}
         for i, m in enumerate(table.meta):
             grouped.setdefault(index[m["article_id"]], []).append(i)

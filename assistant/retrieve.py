@@ -224,11 +224,9 @@ class Retriever:
             return []
         table, found = self.indexes.table, []
         topic = set(tokenize(the_plan.topic or ""))
-        by_article: dict[str, list[int]] = {}
-        for i, m in enumerate(table.meta):
-            by_article.setdefault(m["article_id"], []).append(i)
         for article_id, quote in self.indexes.quotes.find(the_plan.speaker):
-            for i in by_article.get(article_id, []):
+            n = self.indexes.article_index.get(article_id)
+            for i in self.indexes.article_chunks[n].tolist() if n is not None else []:
                 m = table.meta[i]
                 if mask[i] and m["char_start"] <= quote.start < m["char_end"]:
                     overlap = len(topic & set(tokenize(quote.sentence or quote.text)))
