@@ -38,6 +38,7 @@ from assistant.api_models import (
     Health,
     UrlIngest,
 )
+from assistant.api_security import SecurityHeaders
 from assistant.api_stream import answer_events
 from assistant.resources import resource_dir
 from assistant.schema import Answer
@@ -175,6 +176,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(Exception, _on_error)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: also on 413s and 500s
     templates_dir, static_dir = _web_dirs()
     templates = Jinja2Templates(directory=str(templates_dir))
     app.mount("/static", StaticFiles(directory=str(static_dir), check_dir=False), name="static")

@@ -294,3 +294,14 @@ def test_docs_and_pages_are_served(client):
         assert (r.status_code, r.headers["content-type"].split(";")[0]) in {
             (200, "text/html"), (500, "application/json")}
         no_traceback(r)
+
+
+def test_security_headers_on_pages_api_errors_and_docs(client):
+    page, api, missing = client.get("/"), client.post("/ask", json={"question": " "}), client.get("/nope")
+    for r in (page, api, missing):
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+        assert r.headers["referrer-policy"] == "no-referrer"
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    docs = client.get("/docs")  # FastAPI's docs page needs its inline bootstrap: only the framing rule
+    assert docs.status_code == 200 and docs.headers["content-security-policy"] == "frame-ancestors 'none'"
