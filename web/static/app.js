@@ -13,7 +13,7 @@
   var MAX_HISTORY = 20; // turns sent with a follow-up (the API takes at most 50)
   var busy = false;
 
-  var el = window.NewsQA.el, safeUrl = window.NewsQA.safeUrl, formatDate = window.NewsQA.formatDate;
+  var el = window.NewsQA.el, formatDate = window.NewsQA.formatDate;
 
   function announce(text) {
     statusEl.textContent = "";
@@ -129,14 +129,8 @@
     var mark = appendHighlighted(paragraphs, citation.passage, citation.quote);
     var wrap = document.getElementById("passage-link-wrap");
     wrap.textContent = "";
-    var href = safeUrl(citation.url);
-    if (href) {
-      var a = el("a", "external", "Read the full article");
-      a.href = href;
-      a.target = "_blank";
-      a.rel = "noopener noreferrer";
-      wrap.appendChild(a);
-    }
+    var link = window.NewsQA.externalLink("external", "Read the full article", citation.url);
+    if (link) wrap.appendChild(link);
     dialog._opener = opener || null;
     if (typeof dialog.showModal === "function") dialog.showModal(); else dialog.setAttribute("open", "");
     if (mark) mark.scrollIntoView({ block: "center" });
@@ -222,17 +216,7 @@
         var li = el("li");
         li.appendChild(citationChip(c));
         var info = el("span", "source-info");
-        var href = safeUrl(c.url);
-        var title;
-        if (href) {
-          title = el("a", "source-title", c.title || "Untitled article");
-          title.href = href;
-          title.target = "_blank";
-          title.rel = "noopener noreferrer";
-        } else {
-          title = el("span", "source-title", c.title || "Untitled article");
-        }
-        info.appendChild(title);
+        info.appendChild(window.NewsQA.titleNode("source-title", c.title, c.url));
         var meta = [c.source, formatDate(c.published_at)].filter(Boolean).join(" · ");
         if (meta) info.appendChild(el("span", "meta", meta));
         if (c.supported === false) info.appendChild(el("span", "badge badge-warn", "not verified"));

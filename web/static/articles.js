@@ -14,7 +14,7 @@
   var pageInfo = document.getElementById("page-info");
   var offset = 0, total = 0, requestId = 0;
 
-  var el = window.NewsQA.el, safeUrl = window.NewsQA.safeUrl, formatDate = window.NewsQA.formatDate;
+  var el = window.NewsQA.el, formatDate = window.NewsQA.formatDate;
 
   function params() {
     var p = new URLSearchParams();
@@ -28,17 +28,7 @@
     list.textContent = "";
     items.forEach(function (item) {
       var li = el("li", "article-item");
-      var href = safeUrl(item.url);
-      var title;
-      if (href) {
-        title = el("a", "article-title", item.title || "Untitled article");
-        title.href = href;
-        title.target = "_blank";
-        title.rel = "noopener noreferrer";
-      } else {
-        title = el("span", "article-title", item.title || "Untitled article");
-      }
-      li.appendChild(title);
+      li.appendChild(window.NewsQA.titleNode("article-title", item.title, item.url));
       var meta = el("p", "meta");
       [item.source, formatDate(item.published_at), item.category].filter(Boolean).forEach(function (part, i) {
         if (i) meta.appendChild(document.createTextNode(" · "));

@@ -20,6 +20,23 @@
     }
   }
 
+  // A link opening in a new tab for an http(s) url; null for any other url.
+  function externalLink(className, text, url) {
+    var href = safeUrl(url);
+    if (!href) return null;
+    var a = el("a", className, text);
+    a.href = href;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    return a;
+  }
+
+  // An article's title: a link to the article when its url is http(s), plain text otherwise.
+  function titleNode(className, title, url) {
+    var text = title || "Untitled article";
+    return externalLink(className, text, url) || el("span", className, text);
+  }
+
   function formatDate(value) {
     if (!value) return "";
     var d = new Date(value);
@@ -27,5 +44,7 @@
     return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric", timeZone: "UTC" });
   }
 
-  window.NewsQA = Object.freeze({ el: el, safeUrl: safeUrl, formatDate: formatDate });
+  window.NewsQA = Object.freeze({
+    el: el, safeUrl: safeUrl, externalLink: externalLink, titleNode: titleNode, formatDate: formatDate
+  });
 })();
