@@ -14,14 +14,13 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from assistant.lexical import LexicalIndex
-from assistant.query import ArticleRef, Catalog
+from assistant.query import Catalog
 from assistant.store import INDEXED, Store
 from ingest.quotes import QuoteIndex, extract_quotes
 
@@ -69,22 +68,9 @@ def fingerprint(store: Store) -> str:
     return _store_fingerprint(store.chunk_ids(), [(i, m) for i, m, _ in store.all_records()])
 
 
-def _parse_date(iso: str) -> date | None:
-    try:
-        return datetime.fromisoformat(iso).date() if iso else None
-    except ValueError:
-        return None
-
-
 def build_catalog(records: list[tuple[str, dict[str, Any]]]) -> Catalog:
-    refs = [ArticleRef(id=i, title=m.get("title", ""), source=m.get("source", ""),
-                       published=_parse_date(m.get("published_at", "")))
-            for i, m in records if m.get("status") == INDEXED]
-    dates = sorted(r.published for r in refs if r.published)
-    return Catalog(sources=tuple(sorted({r.source for r in refs if r.source})),
-                   categories=tuple(sorted({m.get("category", "") for _, m in records if m.get("category")})),
-                   newest=dates[-1] if dates else None, oldest=dates[0] if dates else None,
-                   articles=tuple(refs))
+    """The catalog (outlets, categories, date range, article refs) of the indexed article records."""
+    return Catalog.from_records({**m, "id": i} for i, m in records if m.get("status") == INDEXED)
 
 
 class Indexes:

@@ -141,7 +141,7 @@ class Retriever:
             return []
         tune = self.tuning
         fused: dict[int, float] = {}
-        for rank, (i, _) in enumerate(self._clause(text, mask, bm25, 0.0, tune.depth)):
+        for rank, (i, _) in enumerate(self._clause(text, mask, bm25, 0.0, tune.depth, own_bm25=bm25)):
             fused[i] = 1.0 / (tune.dense_rrf + rank)
         if tune.dense_weight > 0:
             for rank, i in enumerate(self._dense(vector, filters, mask)):
@@ -149,13 +149,15 @@ class Retriever:
         return sorted(fused.items(), key=lambda kv: -kv[1])
 
     def _clause(self, text: str, mask: np.ndarray, question_bm25: np.ndarray,
-                question_weight: float | None = None, depth: int | None = None) -> Ranked:
-        """Chunks for one clause: its own chunk+sentence score plus a share of the whole question's."""
+                question_weight: float | None = None, depth: int | None = None,
+                own_bm25: np.ndarray | None = None) -> Ranked:
+        """Chunks for one clause: its own chunk+sentence score plus a share of the whole question's.
+        `own_bm25`: the clause's chunk BM25 when the caller already has it (the whole question)."""
         allowed = np.flatnonzero(mask)
         if not allowed.size:
             return []
         weight = self.tuning.question_weight if question_weight is None else question_weight
-        own, whole = self._chunk_scores(text)[allowed], question_bm25[allowed]
+        own, whole = self._chunk_scores(text, own_bm25)[allowed], question_bm25[allowed]
         key = own / max(float(own.max()), 1e-9) + weight * whole / max(float(whole.max()), 1e-9)
         top = np.argsort(-key, kind="stable")[: depth or self.tuning.list_depth]
         return [(int(allowed[j]), float(key[j])) for j in top if key[j] > 0]
@@ -172,9 +174,10 @@ class Retriever:
             out.append(([(i, 0.0) for i in self._dense(vector, where, own)], self.tuning.clause_dense))
         return out
 
-    def _chunk_scores(self, text: str) -> np.ndarray:
-        """Chunk BM25 plus the BM25 of the chunk's best-matching sentence (both max-normalised)."""
-        own = self.indexes.lexical.scores(text)
+    def _chunk_scores(self, text: str, chunk_bm25: np.ndarray | None = None) -> np.ndarray:
+        """Chunk BM25 (given, or computed) plus the BM25 of the chunk's best-matching sentence (both
+        max-normalised)."""
+        own = self.indexes.lexical.scores(text) if chunk_bm25 is None else chunk_bm25
         if not self.tuning.sentence_weight:
             return own
         sentences = self.indexes.sentences.scores(text)
