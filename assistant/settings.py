@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     api_token: str | None = Field(None, description="Bearer token for POST /ingest; unset = ingest disabled.")
     max_question_chars: int = Field(2000, ge=1, le=100_000, description="Longest question the API accepts.")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted.")
+    answer_timeout_s: float = Field(
+        45.0, gt=0, description="Whole budget of one model answer (all retries); then the extractive fallback."
+    )
+    ask_rate_per_minute: float = Field(
+        60.0, ge=0, description="Questions per minute one client may ask (/ask, /ask/stream); 0 = no limit."
+    )
+    ask_rate_burst: int = Field(20, ge=1, le=100_000, description="Questions a client may ask at once.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser; empty = none."
+    )
+    allow_private_urls: bool = Field(
+        False, description="Let POST /ingest fetch URLs on loopback/private/link-local addresses."
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:
