@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -38,7 +39,7 @@ from assistant.api_models import (
     Health,
     UrlIngest,
 )
-from assistant.api_security import SecurityHeaders
+from assistant.api_security import RateLimiter, SecurityHeaders, retry_after
 from assistant.api_stream import answer_events
 from assistant.resources import resource_dir
 from assistant.schema import Answer
@@ -108,6 +109,18 @@ def _require_token(settings: AppSettings, authorization: Annotated[str | None, H
 Authorized = Annotated[None, Depends(_require_token)]
 
 
+def _rate_limit(request: Request) -> None:
+    """/ask's guard: 429 with Retry-After when this client asked more than its share (per address)."""
+    client = request.client.host if request.client else "unknown"
+    wait = request.app.state.limiter.take(client)
+    if wait > 0:
+        raise HTTPException(429, f"too many questions from {client}; retry in {retry_after(wait)} s",
+                            headers={"Retry-After": retry_after(wait)})
+
+
+RateLimited = Annotated[None, Depends(_rate_limit)]
+
+
 class BodyLimit:
     """413 for a request body over `limit` bytes: by its Content-Length, or by counting what arrives."""
 
@@ -173,9 +186,13 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     app = FastAPI(title="newsqa", version="0.1.0",
                   description="Answers questions about news articles, with citations a reader can check.")
     app.state.settings, app.state.holder = settings, ServiceHolder(settings, service)
+    app.state.limiter = RateLimiter(settings.ask_rate_per_minute, settings.ask_rate_burst)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(Exception, _on_error)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.cors_origins:  # closed by default: no CORS headers, so browsers keep other sites out
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "Authorization"], max_age=600)
     app.add_middleware(SecurityHeaders)  # outermost: also on 413s and 500s
     templates_dir, static_dir = _web_dirs()
     templates = Jinja2Templates(directory=str(templates_dir))
@@ -203,14 +220,14 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         return body
 
     @app.post("/ask", response_model=Answer)
-    def ask(body: AskRequest, holder: Holder) -> Answer:
+    def ask(body: AskRequest, holder: Holder, _: RateLimited) -> Answer:
         """Answer a question from the articles, with verified citations."""
         body = checked(body)
         service = holder.fresh()
         return service.answerer.ask(body.question, body.history, body.filters, body.k or settings.top_k)
 
     @app.post("/ask/stream", response_class=StreamingResponse)
-    def ask_stream(body: AskRequest, holder: Holder) -> StreamingResponse:
+    def ask_stream(body: AskRequest, holder: Holder, _: RateLimited) -> StreamingResponse:
         """The answer as Server-Sent Events: sources, token…, answer, done (error before done on failure)."""
         body = checked(body)
         service = holder.fresh()
@@ -309,7 +326,8 @@ def _ingest(holder: ServiceHolder, targets: list[str]) -> IngestReport:
 
     service = holder.get()
     with holder.ingest_lock:
-        report = ingest(targets, service.store, service.embedder, service.settings)
+        report = ingest(targets, service.store, service.embedder, service.settings,
+                        allow_private=service.settings.allow_private_urls)
         holder.fresh(force=True)
     for failure in report.failed:  # temp upload paths mean nothing to the client: keep the file name
         failure.path = Path(failure.path).name if not failure.path.startswith("http") else failure.path

@@ -1,11 +1,18 @@
-"""API security headers: every response says how a browser may use it.
+"""API security: headers on every response, and the per-client rate limit on questions.
 
 Pages get a Content-Security-Policy without inline script or style (the UI needs none) and may not be
 framed; every response gets nosniff and no referrer. The OpenAPI docs pages (/docs, /redoc) load
 FastAPI's own CDN assets and inline bootstrap script, so they get only the framing rule.
+Questions (/ask, /ask/stream) are rate limited per client address by a token bucket; CORS stays closed
+unless origins are configured (see `create_app`).
 """
 
 from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,3 +44,34 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class RateLimiter:
+    """Token buckets per client: `burst` requests at once, refilled at `per_minute`; 0 per minute = no limit.
+
+    At most `max_clients` buckets are kept (least recently seen dropped first), so memory stays bounded.
+    """
+
+    def __init__(self, per_minute: float, burst: int, max_clients: int = 10_000) -> None:
+        self.rate, self.burst, self.max_clients = per_minute / 60.0, float(burst), max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client → (tokens, at)
+        self._lock = threading.Lock()
+
+    def take(self, client: str, now: float | None = None) -> float:
+        """Spend one token for `client`: 0.0 when allowed, else the seconds until a token is back."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, at = self._buckets.pop(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - at) * self.rate)
+            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+            self._buckets[client] = (tokens - 1 if wait == 0 else tokens, now)
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+def retry_after(wait: float) -> str:
+    """A Retry-After header value: whole seconds, at least 1."""
+    return str(max(1, math.ceil(wait)))

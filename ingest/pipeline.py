@@ -130,20 +130,24 @@ class Ingestor:
         return writer.submit(commit)
 
 
-def read_all(targets: Iterable[str], settings: Settings, report: IngestReport) -> list[Article]:
+def read_all(targets: Iterable[str], settings: Settings, report: IngestReport,
+             allow_private: bool = True) -> list[Article]:
     """Every article the inputs hold; failures go into the report."""
     articles: list[Article] = []
-    for found, failures in read_inputs(list(targets), settings.fetch_timeout_s, settings.max_input_bytes):
+    for found, failures in read_inputs(list(targets), settings.fetch_timeout_s, settings.max_input_bytes,
+                                       allow_private):
         articles.extend(found)
         report.failed.extend(failures)
     return articles
 
 
 def ingest(targets: Iterable[str], store: Store, embedder: Embedder, settings: Settings,
-           progress_factory: Callable[[int], Progress] | None = None) -> IngestReport:
-    """Ingest every article the targets hold; return the summary."""
+           progress_factory: Callable[[int], Progress] | None = None,
+           allow_private: bool = True) -> IngestReport:
+    """Ingest every article the targets hold; return the summary. `allow_private=False` (URLs that
+    came over HTTP) refuses to fetch from loopback/private addresses."""
     report = IngestReport()
-    articles = read_all(targets, settings, report)
+    articles = read_all(targets, settings, report, allow_private)
     progress = progress_factory(len(articles)) if progress_factory else None
     Ingestor(store, embedder, settings).run(articles, report, progress)
     stats = store.stats()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ingest import netguard
 from ingest.formats import (
     BadInput,
     Parsed,
@@ -152,11 +153,12 @@ def _url_format(url: str, ctype: str) -> str | None:
     return _EXT.get(suffix) or ("text" if ctype == "text/plain" else None)
 
 
-def fetch_url(url: str, timeout: float, max_bytes: int) -> Parsed:
-    """Articles from one http(s) URL; HTTP errors, timeouts and bad content become failures."""
+def fetch_url(url: str, timeout: float, max_bytes: int, allow_private: bool = True) -> Parsed:
+    """Articles from one http(s) URL; HTTP errors, timeouts and bad content become failures.
+    Without `allow_private`, hosts on loopback/private/link-local addresses are refused (`netguard`)."""
     request = urllib.request.Request(url, headers={"User-Agent": "newsqa/0.1 (+ingest)"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with netguard.opener(allow_private).open(request, timeout=timeout) as response:
             data = response.read(max_bytes + 1)
             ctype = response.headers.get_content_type()
     except urllib.error.HTTPError as err:
@@ -208,7 +210,8 @@ def read_path(path: Path, max_bytes: int = 64 << 20) -> Parsed:
     return read_file(Path(path), max_bytes)
 
 
-def read_inputs(targets: list[str], timeout: float = 20.0, max_bytes: int = 64 << 20) -> Iterator[Parsed]:
+def read_inputs(targets: list[str], timeout: float = 20.0, max_bytes: int = 64 << 20,
+                allow_private: bool = True) -> Iterator[Parsed]:
     """Parse each input in turn, yielding (articles, failures) per file or URL (each file once)."""
     seen: set[Path] = set()
     for target in targets:
@@ -220,4 +223,4 @@ def read_inputs(targets: list[str], timeout: float = 20.0, max_bytes: int = 64 <
             elif isinstance(item, Failure):
                 yield [], [item]
             else:
-                yield fetch_url(item, timeout, max_bytes)
+                yield fetch_url(item, timeout, max_bytes, allow_private)

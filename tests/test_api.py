@@ -39,6 +39,7 @@ def make_settings(data_dir: Path, **extra: object) -> Settings:
     with pytest.MonkeyPatch.context() as mp:  # no NEWSQA_* variable (nor .env) may change the store
         for key in [k for k in os.environ if k.startswith("NEWSQA_")]:
             mp.delenv(key)
+        extra = {"ask_rate_per_minute": 0, **extra}  # the rate limit has its own tests (test_api_security)
         return Settings(_env_file=None, data_dir=data_dir, embedder="minilm-l3", model=None,  # type: ignore[call-arg]
                         max_body_bytes=LIMIT, **extra)
 
