@@ -149,3 +149,98 @@ def test_phone_width_ask_box_usable(browser, app_url, tmp_path):
     assert page.get_by_label("Your question").is_visible()  # still there for a follow-up
     page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
     assert not page.dialogs and not page.js_errors
+
+
+# --- every rendering path escapes text: titles, outlets, bodies, answers (offline and model-written) -------
+
+PAYLOADS = ["<img src=x onerror=alert(11)>", "<svg onload=alert(12)>", "\"><script>alert(13)</script>",
+            "<iframe src=javascript:alert(14)></iframe>", "<b onmouseover=alert(15)>bold</b>"]
+TAGS = ("img", "svg", "iframe", "script", "b")
+INJECTED = ", ".join(f"{where} {tag}" for where in ("main", "dialog") for tag in TAGS)
+
+
+@pytest.fixture
+def hostile_app(settings, small_embedder, tmp_path, fake_llm_server):
+    """The app over articles whose title, outlet, author and body carry markup payloads; /ask answered
+    by the scripted model, whose reply repeats payloads (markdown and HTML)."""
+    import dataclasses
+
+    from test_api import served
+
+    from assistant.answer import Answerer
+    from assistant.llm import OpenAILLM
+    from assistant.service import open_service
+    from ingest.pipeline import ingest
+
+    records = [{"title": f"Harbour sign {n} {p}", "author": p, "source": f"{p} Gazette {n}",
+                "published_at": f"2021-04-1{n}", "category": "world", "url": f"javascript:alert({n})",
+                "body": f"The mayor of Port Ellis wrote {p} on the harbour sign {n}, the council said on "
+                        f"Friday. Workers repainted harbour sign {n} within two days, officials added."}
+               for n, p in enumerate(PAYLOADS)]
+    (tmp_path / "hostile.json").write_text(json.dumps(records), encoding="utf-8")
+    service = open_service(settings, embedder=small_embedder)
+    inputs = [str(SEED), str(tmp_path / "hostile.json")]
+    assert not ingest(inputs, service.store, small_embedder, settings).failed
+    service.refresh()
+    fake_llm_server.default = lambda messages: (
+        f"The mayor wrote {PAYLOADS[0]} on the sign [1]. {PAYLOADS[2]} See [the sign](javascript:alert(16)) "
+        f"and ![x](https://evil.example/x.png) {PAYLOADS[1]} [1].")
+    with OpenAILLM("fake-model", base_url=fake_llm_server.base_url, timeout_s=10, max_retries=0) as llm:
+        answerer = Answerer(service.retriever, service.answerer.extractive, llm)
+        with served(settings, dataclasses.replace(service, answerer=answerer)) as client:
+            yield str(client.base_url).rstrip("/"), service
+
+
+def assert_inert(page) -> None:
+    page.wait_for_timeout(300)  # an injected handler would have fired by now
+    assert page.locator(INJECTED).count() == 0, page.locator(INJECTED).first.evaluate("e => e.outerHTML")
+    assert page.dialogs == [] and not page.js_errors
+
+
+def test_payloads_in_titles_outlets_bodies_and_answers_stay_text(browser, hostile_app):
+    url, _ = hostile_app
+    browse = open_page(browser, url + "/browse")
+    browse.locator(".article-item").nth(len(PAYLOADS) - 1).wait_for()
+    text = browse.locator("main").inner_text()
+    for payload in PAYLOADS:  # titles and outlets shown literally
+        assert payload in text, payload
+    assert browse.locator("main a[href^='javascript']").count() == 0
+    assert_inert(browse)
+
+    page = open_page(browser, url + "/")
+    page.locator("#filters summary").click()  # the outlet filter list renders the outlet names
+    page.locator("#outlet-list input").nth(len(PAYLOADS) - 1).wait_for()
+    assert PAYLOADS[2] in page.locator("#outlet-list").inner_text()
+    question = f"What did the council say the mayor of Port Ellis wrote on harbour sign 0? {PAYLOADS[3]}"
+    page.get_by_label("Your question").fill(question)
+    page.get_by_label("Your question").press("Enter")
+    answer = page.locator(".turn-assistant .answer-body[aria-busy=false]").first
+    answer.wait_for()
+    assert PAYLOADS[3] in page.locator(".turn-user").first.inner_text()  # the question echoed as text
+    assert "The mayor wrote" in answer.inner_text()  # the model reply (markup stripped or shown as text)
+    assert page.locator("main a[href^='javascript'], main a[href*='evil.example']").count() == 0
+    chip = answer.locator("button.chip").first
+    chip.click()
+    page.locator("#passage-dialog").wait_for(state="visible")
+    dialog_text = page.locator("#passage-dialog").inner_text()
+    assert "Harbour sign" in dialog_text and "harbour sign" in dialog_text  # title and passage as text
+    assert any(p in dialog_text for p in PAYLOADS)
+    assert page.locator("#passage-dialog a[href^='javascript']").count() == 0
+    assert_inert(page)
+
+
+def test_offline_answer_quoting_a_payload_stays_text(browser, hostile_app):
+    from test_api import served
+
+    _, service = hostile_app  # the offline answerer over the same store
+    with served(service.settings, service) as client:
+        page = open_page(browser, str(client.base_url).rstrip("/") + "/")
+        page.get_by_label("Your question").fill("What did the council say the mayor of Port Ellis wrote on "
+                                                "harbour sign 1?")
+        page.get_by_label("Your question").press("Enter")
+        answer = page.locator(".turn-assistant .answer-body[aria-busy=false]").first
+        answer.wait_for()
+        assert "harbour sign" in answer.inner_text()  # quoted sentences (markup stripped or shown as text)
+        assert page.locator(".sources-list li").count() >= 1
+        assert any(p in page.locator(".sources-list").inner_text() for p in PAYLOADS)  # outlet/title
+        assert_inert(page)
