@@ -11,7 +11,7 @@ SHARED ?= ../shared/data
 EVAL_DIR ?= ./data-eval
 EVAL_OUT ?= ./evals/out
 
-.PHONY: install run test lint bench bench-ingest bench-embedders eval eval-seed clean
+.PHONY: install run test lint bench bench-ingest bench-embedders eval eval-seed stress stress-quick clean
 
 install: $(VENV)/.installed
 
@@ -61,6 +61,14 @@ eval: install
 eval-seed: install
 	$(NEWSQA) ingest samples/ --data-dir $(DATA_DIR)
 	$(NEWSQA) eval --queries evals/seed.yaml --data-dir $(DATA_DIR) --out $(EVAL_OUT)/seed $(ARGS)
+
+# Hardening runs (issue 5): API fuzz, hostile files, kill -9 crashes, model faults, load. Figures land in
+# stress/out/*.json and docs/reliability.md. `make stress-quick` is the under-a-minute-each version.
+stress: install
+	$(PY) stress/all.py $(ARGS)
+
+stress-quick: install
+	$(PY) stress/all.py --quick $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

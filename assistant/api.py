@@ -18,12 +18,13 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -31,6 +32,7 @@ from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api_models import (
+    STREAM_RESPONSE,
     ArticleDetail,
     ArticleItem,
     ArticleList,
@@ -38,11 +40,12 @@ from assistant.api_models import (
     ChunkInfo,
     Health,
     UrlIngest,
+    error_responses,
 )
 from assistant.api_security import RateLimiter, SecurityHeaders, retry_after
 from assistant.api_stream import answer_events
 from assistant.resources import resource_dir
-from assistant.schema import Answer
+from assistant.schema import Answer, IsoDate
 from assistant.service import Service, open_service
 from assistant.settings import Settings
 from assistant.store import INDEXED
@@ -96,13 +99,16 @@ def _settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(_settings)]
 
 
-def _require_token(settings: AppSettings, authorization: Annotated[str | None, Header()] = None) -> None:
+BEARER = HTTPBearer(auto_error=False, description="NEWSQA_API_TOKEN (POST /ingest only)")
+
+
+def _require_token(settings: AppSettings,
+                   bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
     """POST /ingest's guard: 403 when no token is configured, 401 when the bearer token is missing/wrong."""
     if not settings.api_token:
         raise HTTPException(403, "ingest over HTTP is disabled (set NEWSQA_API_TOKEN)")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                            settings.api_token.encode()):
+    given = bearer.credentials if bearer is not None else ""
+    if not hmac.compare_digest(given.strip().encode(), settings.api_token.encode()):
         raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -219,14 +225,15 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
                                     f"at most {settings.max_question_chars})", "string_too_long")
         return body
 
-    @app.post("/ask", response_model=Answer)
+    @app.post("/ask", response_model=Answer, responses=error_responses(400, 413, 422, 429))
     def ask(body: AskRequest, holder: Holder, _: RateLimited) -> Answer:
         """Answer a question from the articles, with verified citations."""
         body = checked(body)
         service = holder.fresh()
         return service.answerer.ask(body.question, body.history, body.filters, body.k or settings.top_k)
 
-    @app.post("/ask/stream", response_class=StreamingResponse)
+    @app.post("/ask/stream", response_class=StreamingResponse,
+              responses={**STREAM_RESPONSE, **error_responses(400, 413, 422, 429)})
     def ask_stream(body: AskRequest, holder: Holder, _: RateLimited) -> StreamingResponse:
         """The answer as Server-Sent Events: sources, token…, answer, done (error before done on failure)."""
         body = checked(body)
@@ -238,8 +245,8 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
 
     @app.get("/articles", response_model=ArticleList)
     def articles(holder: Holder, q: str = "", source: str = "",
-                 since: Annotated[date | None, Query(description="earliest date, YYYY-MM-DD")] = None,
-                 until: Annotated[date | None, Query(description="latest date, YYYY-MM-DD")] = None,
+                 since: Annotated[IsoDate | None, Query(description="earliest date, YYYY-MM-DD")] = None,
+                 until: Annotated[IsoDate | None, Query(description="latest date, YYYY-MM-DD")] = None,
                  offset: Annotated[int, Query(ge=0)] = 0,
                  limit: Annotated[int, Query(ge=1, le=100)] = 20) -> ArticleList:
         """Indexed articles, newest first; `q` matches titles (case-insensitive)."""
@@ -251,7 +258,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         rows.sort(key=lambda r: (ts.get(r.id) is not None, ts.get(r.id) or 0, r.id), reverse=True)
         return ArticleList(total=len(rows), items=rows[offset : offset + limit])
 
-    @app.get("/articles/{article_id}", response_model=ArticleDetail)
+    @app.get("/articles/{article_id}", response_model=ArticleDetail, responses=error_responses(404))
     def article(article_id: str, holder: Holder) -> ArticleDetail:
         """One article: metadata, body and chunk boundaries."""
         store = holder.get().store
@@ -265,7 +272,8 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         return ArticleDetail(**ArticleItem.from_record(article_id, meta).model_dump(exclude={"status"}),
                              author=str(meta.get("author") or ""), body=body, chunks=chunks)
 
-    @app.get("/health", response_model=Health)
+    @app.get("/health", response_model=Health,
+             responses={503: {"model": Health, "description": "The store is unavailable."}})
     def health(holder: Holder) -> Health | JSONResponse:
         """Whether the store answers, and how much it holds."""
         try:
@@ -279,9 +287,11 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         return Health(status="ok", articles=stats["articles"], chunks=stats["chunks"], model=model,
                       embedder=service.embedder.name)
 
-    @app.post("/ingest", response_model=IngestReport, openapi_extra={"requestBody": {"content": {
-        "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {
-            "type": "array", "items": {"type": "string", "format": "binary"}}}}},
+    @app.post("/ingest", response_model=IngestReport, responses=error_responses(400, 401, 403, 413, 415, 422),
+              openapi_extra={"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {"files": {
+            "type": "array", "minItems": 1, "maxItems": MAX_UPLOAD_FILES,
+            "items": {"type": "string", "format": "binary"}}}}},
         "application/json": {"schema": UrlIngest.model_json_schema()}}}})
     async def ingest_route(request: Request, _: Authorized, holder: Holder) -> IngestReport:
         """Ingest uploaded files (multipart `files`) or `{"urls": [...]}` (http/https only)."""

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+ISO_DAY = r"\d{4}-\d{2}-\d{2}"
+
+
+def _iso_date(value: object) -> object:
+    """Only `YYYY-MM-DD` text is a date here (pydantic alone would also read `0` as 1970-01-01)."""
+    if not isinstance(value, date) and not (isinstance(value, str) and re.fullmatch(ISO_DAY, value)):
+        raise ValueError(f"expected a date as YYYY-MM-DD, not {str(value)[:40]!r}")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
 class Filters(BaseModel):
@@ -12,8 +26,8 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: date | None = Field(default=None, description="Earliest publication date (inclusive).")
-    until: date | None = Field(default=None, description="Latest publication date (inclusive).")
+    since: IsoDate | None = Field(default=None, description="Earliest publication date (inclusive).")
+    until: IsoDate | None = Field(default=None, description="Latest publication date (inclusive).")
     sources: list[str] = Field(default_factory=list, description="Outlets, as stored (e.g. 'TechCrunch').")
     categories: list[str] = Field(default_factory=list, description="Categories, as stored.")
 

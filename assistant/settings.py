@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=1, le=100_000, description="Longest question the API accepts.")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted.")
     answer_timeout_s: float = Field(
-        45.0, gt=0, description="Whole budget of one model answer (all retries); then the extractive fallback."
+        45.0, gt=0, description="Whole budget of one model answer (all retries), then extractive."
     )
     ask_rate_per_minute: float = Field(
         60.0, ge=0, description="Questions per minute one client may ask (/ask, /ask/stream); 0 = no limit."
