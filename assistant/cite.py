@@ -2,9 +2,12 @@
 
 `cite()` turns a model's raw answer into what a reader may trust: markers renumbered 1..m in order of
 first appearance, markers to passages that do not exist dropped, links to anything but the cited
-articles removed, and every sentence checked lexically against the passages it cites. A sentence the
-passages do not support (or a substantive sentence citing nothing) is listed in `unsupported` and
-tagged " [unverified]" in the text. `support()` is the lexical check; deterministic and fast.
+articles removed (images, HTML tags and scripts too), and every sentence checked lexically against the
+passages it cites. A sentence the passages do not support (or a sentence citing nothing that says more
+than glue words the passages hold) is listed in `unsupported` and tagged " [unverified]" in the text.
+A passage's sentences that speak to a model ("ignore previous instructions", a "SYSTEM:" block:
+`sentences.instruction_flags`) support nothing, so an answer obeying them fails verification.
+`support()` is the lexical check.
 Sentences are split by `assistant.sentences` (`split_sentences` is re-exported here).
 """
 
@@ -20,35 +23,28 @@ from typing import NamedTuple
 import Stemmer
 from pydantic import BaseModel, Field
 
+from assistant.markup import plain_claim, strip_links, url_key
 from assistant.schema import Citation, Passage
-from assistant.sentences import MARKER_RUN, STOPWORDS, _sentence_spans
+from assistant.sentences import MARKER_RUN, STOPWORDS, _sentence_spans, instruction_flags
+from assistant.sentences import is_refusal as is_refusal
 from assistant.sentences import split_sentences as split_sentences
 
 REFUSAL = "The articles don't say."
 UNVERIFIED = "[unverified]"
 NUMBER_CAP = 0.25  # the most a claim scores when one of its numbers is missing from the passage
-MAX_REFUSAL_CHARS = 300
 
 _MARKER_WITH_SPACE = re.compile(rf"([ \t]*)({MARKER_RUN.pattern})")
-_MD_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
-_RAW_URL = re.compile(r"[ \t]*<?(https?://[^\s<>()\[\]\"']+)>?")
+_GLUE_WORDS = (  # words that frame a claim without adding to it
+    "yes", "summary", "short", "overall", "answer", "however", "note", "first", "second", "finally",
+    "sources", "source", "articles", "article", "passages", "passage", "report", "reported", "reports",
+    "wrote", "writes", "published", "see", "also", "meanwhile", "additionally", "further", "furthermore",
+    "moreover", "both", "including", "while", "mentioned", "described", "explained", "details")
 _TOKEN = re.compile(r"[^\W_]+(?:['’.][^\W_]+|,\d+)*")
 _NUMBER_WORDS = {word: str(i) for i, word in enumerate(
     ("zero", "", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
      "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")) if word}
 _NUMBER_WORDS |= {word: str(10 * i) for i, word in enumerate(
     ("thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"), start=3)}
-_REFUSAL_RE = re.compile("|".join([
-    r"\b(?:the|these|provided|available)\s+(?:\w+\s+)?(?:articles?|passages?|sources?|context|documents?)"
-    r"\s+(?:\w+\s+)?(?:do(?:es)?|did)\s*n[o']t\s+(?:say|mention|contain|include|provide|specify|state|cover"
-    r"|discuss|address|answer|give|report|tell)",
-    r"\binsufficient\s+information\b", r"\bnot\s+enough\s+information\b",
-    r"\bno\s+(?:information|mention|details?)\b.*\b(?:articles?|passages?|sources?|context)\b",
-    r"\bI\s+(?:cannot|can\s*not|can't|could\s*n[o']t|am\s+unable\s+to|am\s+not\s+able\s+to)\s+"
-    r"(?:answer|determine|find|tell|say)\b",
-    r"\bnot\s+(?:mentioned|stated|specified|covered|addressed|discussed|reported|provided|included|found)"
-    r"\s+in\s+(?:the|these|any)\s+(?:\w+\s+)?(?:articles?|passages?|sources?|context|documents?)",
-]), re.IGNORECASE)
 
 _STEMMER = Stemmer.Stemmer("english")
 _Scored = tuple[float, str]  # a score and the span of a passage it was reached on
@@ -63,6 +59,8 @@ class Cited(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
     unsupported: list[str] = Field(default_factory=list)
     dropped: list[int] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)  # each supported cited sentence, then its spans
+    removed: list[str] = Field(default_factory=list)  # unsupported sentences citing nothing, if dropped
     refused: bool = False
 
 
@@ -79,6 +77,9 @@ def _normalise(token: str) -> str:
         number = re.fullmatch(r"(\d+)(?:st|nd|rd|th|s)?", word.replace(",", ""))
         return str(int(number.group(1))) if number else word.replace(",", "")
     return word if "." in word else _STEMMER.stemWord(word)
+
+
+_GLUE_TERMS = frozenset(map(_normalise, _GLUE_WORDS))
 
 
 def _terms(text: str, names: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -113,7 +114,10 @@ def _doc(text: str) -> _Doc:
     lower: set[str] = set()
     for match in _TOKEN.finditer(text):
         (caps if match.group()[0].isupper() else lower).add(_normalise(match.group()))
-    return _Doc(spans, tuple(frozenset(_terms(text[s:e])) for s, e in spans), frozenset(caps - lower))
+    flags = instruction_flags(text, spans)  # a model's orders are no evidence
+    sets = tuple(frozenset() if bad else frozenset(_terms(text[s:e]))
+                 for (s, e), bad in zip(spans, flags, strict=True))
+    return _Doc(spans, sets, frozenset(caps - lower))
 
 
 def _windows(doc: _Doc) -> Iterator[tuple[int, int, frozenset[str]]]:
@@ -165,12 +169,6 @@ def support(claim: str, passage: str, context: str = "") -> tuple[float, str]:
     return score, passage[start:end]
 
 
-def is_refusal(text: str) -> bool:
-    """Whether `text` is a short "the articles don't say" answer (no citation markers)."""
-    text = text.strip().replace("’", "'")
-    return len(text) <= MAX_REFUSAL_CHARS and not MARKER_RUN.search(text) and bool(_REFUSAL_RE.search(text))
-
-
 def _numbers(markers: str) -> list[int]:
     return [int(n) for n in re.findall(r"\d+", markers)]
 
@@ -183,22 +181,6 @@ def _renumber(text: str, mapping: dict[int, int]) -> str:
         return run.group(1) + "".join(f"[{n}]" for n in new) if new else ""
 
     return _MARKER_WITH_SPACE.sub(rewrite, text)
-
-
-def _url_key(url: str) -> str:
-    return url.strip().split("#")[0].rstrip("/").lower()
-
-
-def _strip_links(text: str, keep: set[str]) -> str:
-    """Markdown links to urls not in `keep` become their text; raw urls not in `keep` are removed."""
-    text = _MD_LINK.sub(lambda m: m.group(0) if _url_key(m.group(2)) in keep else m.group(1), text)
-
-    def raw(match: re.Match[str]) -> str:
-        url = match.group(1).rstrip(".,;:!?")
-        return match.group(0) if _url_key(url) in keep else match.group(1)[len(url):]
-
-    text = _RAW_URL.sub(raw, text)
-    return re.sub(r"[ \t]*\(\s*\)", "", text)
 
 
 def _context(passage: Passage) -> frozenset[str]:
@@ -227,7 +209,9 @@ def _claim_ok(claim: str, cited: dict[int, Passage], threshold: float) -> tuple[
     """Whether a sentence citing `cited` is supported by them jointly, and each one's (score, quote).
 
     Windows are picked greedily, the best-supporting passage first, each next window for what the
-    ones before left uncovered, so "X and Y [1][2]" passes when [1] says X and [2] says Y.
+    ones before left uncovered, so "X and Y [1][2]" passes when [1] says X and [2] says Y. What the
+    claim adds to the articles' titles must be found in the windows on its own: a headline's words
+    cannot carry "the ferry service has been cancelled" when only the headline says "ferry service".
     """
     docs = {n: _doc(p.text) for n, p in cited.items()}
     terms = _terms(claim, frozenset().union(*(d.names for d in docs.values())))
@@ -236,56 +220,83 @@ def _claim_ok(claim: str, cited: dict[int, Passage], threshold: float) -> tuple[
     contexts = {n: _context(p) for n, p in cited.items()}
     alone = {n: _best(terms, docs[n], contexts[n])[0] for n in cited}
     found: frozenset[str] = frozenset()
+    said: frozenset[str] = frozenset()  # what the windows themselves hold
     quotes: dict[int, _Scored] = {}
     for n in sorted(cited, key=lambda n: -alone[n]):
         _, start, end, window = _best(terms, docs[n], contexts[n] | found)
-        found |= window | contexts[n]
+        found, said = found | window | contexts[n], said | window
         quotes[n] = (_score(terms, window | contexts[n])[0], cited[n].text[start:end])
-    return _score(terms, found)[0] >= threshold, quotes
+    rest = {term: kind for term, kind in terms.items()
+            if term not in _GLUE_TERMS and not any(term in c for c in contexts.values())}
+    return _score(terms, found)[0] >= threshold and (not rest or _score(rest, said)[0] >= threshold), quotes
 
 
-def _plain(sentence: str) -> str:
-    """The claim of a sentence: markers removed, links reduced to their text, urls dropped."""
-    return _RAW_URL.sub(" ", _MD_LINK.sub(r"\1", MARKER_RUN.sub(" ", sentence)))
+def overlaps(text: str, other: str) -> bool:
+    """Whether two texts share a content term (stemmed word, name or number)."""
+    return not _terms(text).keys().isdisjoint(_terms(other).keys())
 
 
-def _verify(text: str, by_new: dict[int, Passage], threshold: float) -> tuple[_Spans, set[int], _Quotes]:
-    """Check each sentence: (spans of unsupported ones, numbers they cite, best (score, quote) per n)."""
+def _glue(claim: str, vocabulary: frozenset[str]) -> bool:
+    """Whether an uncited sentence is glue, not a claim: a refusal, a lead-in ending in ":", or under
+    three content terms, each a glue word or found in the cited passages ("PWNED." is not glue)."""
+    terms = _terms(claim)
+    return (is_refusal(claim) or claim.rstrip().endswith(":")
+            or (len(terms) < 3 and all(t in vocabulary or t in _GLUE_TERMS for t in terms)))
+
+
+def _verify(text: str, by_new: dict[int, Passage], threshold: float) -> tuple[_Spans, set[int], _Quotes,
+                                                                            list[str]]:
+    """Check each sentence: (spans of unsupported ones, numbers they cite, best (score, quote) per n,
+    the evidence of the supported cited ones)."""
     quotes: dict[int, _Scored] = {}
     failed: set[int] = set()
     unsupported: list[tuple[int, int]] = []
+    evidence: list[str] = []
+    sets = [terms for p in by_new.values() for terms in (*_doc(p.text).sets, _context(p))]
+    vocabulary: frozenset[str] = frozenset().union(*sets)
     for start, end in _sentence_spans(text):
         numbers = sorted({n for run in MARKER_RUN.findall(text[start:end]) for n in _numbers(run)})
-        claim = _plain(text[start:end])
+        claim = plain_claim(text[start:end])
         if numbers:
             ok, scored = _claim_ok(claim, {n: by_new[n] for n in numbers}, threshold)
+            if ok:
+                evidence.append(" ".join([claim, *(quote for _, quote in scored.values())]))
         else:
-            ok, scored = len(_terms(claim)) < 3 or claim.rstrip().endswith(":") or is_refusal(claim), {}
+            ok, scored = _glue(claim, vocabulary), {}
         if not ok:
             failed.update(numbers)
             unsupported.append((start, end))
         for n, (score, quote) in scored.items():
             if n not in quotes or score > quotes[n][0]:
                 quotes[n] = (score, quote)
-    return unsupported, failed, quotes
+    return unsupported, failed, quotes, evidence
 
 
-def cite(answer_text: str, passages: Sequence[Passage], threshold: float = 0.5) -> Cited:
-    """Renumber, clean and verify the citations of `answer_text` against `passages` (cited as [1..k])."""
+def cite(answer_text: str, passages: Sequence[Passage], threshold: float = 0.5,
+         drop_uncited: bool = False) -> Cited:
+    """Renumber, clean and verify the citations of `answer_text` against `passages` (cited as [1..k]).
+    Unsupported sentences are marked [unverified]; with `drop_uncited`, those citing nothing (a model's
+    unsourced aside: "PWNED.") are removed from the text instead, and listed in `removed`."""
     text = answer_text.strip()
     numbers = [n for run in MARKER_RUN.findall(text) for n in _numbers(run)]
     order = list(dict.fromkeys(n for n in numbers if 1 <= n <= len(passages)))
     dropped = list(dict.fromkeys(n for n in numbers if not 1 <= n <= len(passages)))
     mapping = {old: new for new, old in enumerate(order, start=1)}
     by_new = {new: passages[old - 1] for old, new in mapping.items()}
-    text = _renumber(_strip_links(text, {_url_key(p.url) for p in by_new.values() if p.url}), mapping)
-    unsupported, failed, quotes = _verify(text, by_new, threshold)
-    marked = text
+    text = _renumber(strip_links(text, {url_key(p.url) for p in by_new.values() if p.url}), mapping)
+    unsupported, failed, quotes, evidence = _verify(text, by_new, threshold)
+    marked, removed = text, list[str]()
     for start, end in reversed(unsupported):
+        if drop_uncited and not MARKER_RUN.search(text, start, end):
+            removed.insert(0, text[start:end])
+            marked = marked[:start].rstrip(" \t") + marked[end:]
+            continue
         at = _unverified_at(marked, start, end)
         marked = f"{marked[:at]} {UNVERIFIED}{marked[at:]}"
+    unsupported = [(s, e) for s, e in unsupported if text[s:e] not in removed]
     citations = [Citation(n=n, passage=p.text, quote=quotes.get(n, (0.0, ""))[1], supported=n not in failed,
                           **p.model_dump(include={"article_id", "title", "source", "published_at", "url"}))
                  for n, p in by_new.items()]
-    return Cited(text=marked, citations=citations, unsupported=[text[s:e] for s, e in unsupported],
-                 dropped=dropped, refused=not citations and is_refusal(text))
+    return Cited(text=marked.strip(), citations=citations, unsupported=[text[s:e] for s, e in unsupported],
+                 dropped=dropped, evidence=evidence, removed=removed,
+                 refused=not citations and is_refusal(text))

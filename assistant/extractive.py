@@ -16,10 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from assistant.cite import REFUSAL, split_sentences
+from assistant.cite import REFUSAL
 from assistant.lexical import tokenize
 from assistant.retrieve import Retrieval
 from assistant.schema import Passage
+from assistant.sentences import news_sentences, split_sentences
 from ingest.quotes import QuoteIndex, speaker_matches
 
 # Words that say what kind of question it is rather than what it is about.
@@ -123,7 +124,7 @@ class Extractive:
             weights.pop(word, None)  # dates and outlets select the passages; they say nothing of the answer
         scored: list[tuple[float, int, int, str]] = []
         for n, p in enumerate(passages):
-            for sentence in split_sentences(p.text):
+            for sentence in news_sentences(p.text):  # never an instruction planted in an article
                 words = set(tokenize(sentence))
                 if sentence.rstrip(' "”’').endswith("?") or len(words) < 5:
                     continue  # a question or a fragment (a byline, a tweet's signature) answers nothing

@@ -3,32 +3,44 @@
 An `LLM` has a `name`, `complete(messages) -> str` and `stream(messages) -> Iterator[str]` (text deltas).
 Every failure it cannot recover from is an `LLMError` whose message says why, so callers can fall back.
 - `OpenAILLM`: any OpenAI-compatible `/v1/chat/completions` server (OpenAI, llama.cpp, vLLM, Ollama...)
-  through the `openai` package, which does the timeouts and the retries (429, 5xx, connection errors,
-  with backoff; a server's Retry-After is honoured but each wait is capped so the total stays bounded).
+  through the `openai` package. Retries (429, 5xx, timeouts, connection errors; a server's Retry-After
+  honoured, each wait capped) are done here, under one deadline per call: with `budget_s`, each attempt's
+  timeout is min(timeout_s, what is left), no retry starts once the budget is spent, and a stream
+  that runs past it ends with an LLMError.
+- `within_budget(make, budget_s)`: a hard bound for any LLM — the call runs in a worker thread and the
+  caller gets an LLMError("timeout: ...") when the budget ends first (a stalled stream included).
 - `ScriptedLLM`: an in-process fake that replies from a list, for tests of the layers above.
 - `make_llm(settings)`: the configured model, or None when `NEWSQA_MODEL` is unset (offline answers).
 """
 
 from __future__ import annotations
 
+import email.utils
+import math
 import os
+import queue
+import random
 import re
-from collections.abc import Iterable, Iterator
-from functools import cache
-from typing import TYPE_CHECKING, Any, Protocol
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 from assistant.settings import Settings
 
-if TYPE_CHECKING:
-    import openai
-
 Messages = list[dict[str, str]]
 NO_KEY = "not-needed"  # local OpenAI-compatible servers ignore the key, but the client insists on one
+MIN_ATTEMPT_S = 0.1  # no retry is started with less of the budget left than this
 
 
 class LLMError(Exception):
     """The model could not give an answer; str(err) says why (timeout, HTTP 429 after retries,
-    connection refused, malformed response)."""
+    connection refused, malformed response), with the server's url and words in brackets; `public`
+    says it without them (what an API client may be shown: no internal host, no echo of a key)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(f"{message} [{detail}]" if detail else message)
+        self.public = message
 
 
 class LLM(Protocol):
@@ -39,70 +51,81 @@ class LLM(Protocol):
     def stream(self, messages: Messages) -> Iterator[str]: ...
 
 
-@cache
-def _client_class() -> type[openai.OpenAI]:
-    """openai.OpenAI with each retry wait capped (it honours a server's Retry-After up to two minutes)."""
-    import openai
-
-    class BoundedOpenAI(openai.OpenAI):
-        max_retry_wait_s = 8.0
-
-        def _calculate_retry_timeout(self, *args: Any, **kwargs: Any) -> float:
-            return min(super()._calculate_retry_timeout(*args, **kwargs), self.max_retry_wait_s)
-
-    return BoundedOpenAI
-
-
 class OpenAILLM:
     """A chat model at an OpenAI-compatible server. `base_url` defaults to OPENAI_BASE_URL (else OpenAI);
-    `api_key` to OPENAI_API_KEY, else a placeholder when a base URL is set (local servers need none)."""
+    `api_key` to OPENAI_API_KEY, else a placeholder when a base URL is set (local servers need none).
+    `budget_s` bounds one call (all its attempts and waits); None leaves only the per-attempt timeout."""
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
                  timeout_s: float = 30, max_retries: int = 2, temperature: float = 0.0,
-                 max_tokens: int = 800, max_retry_wait_s: float = 8.0) -> None:
+                 max_tokens: int = 800, max_retry_wait_s: float = 8.0, budget_s: float | None = None) -> None:
         import openai
 
         self.name, self.timeout_s, self.max_retries = model, timeout_s, max_retries
+        self.max_retry_wait_s, self.budget_s = max_retry_wait_s, budget_s
         self._params: dict[str, Any] = {"model": model, "temperature": temperature, "max_tokens": max_tokens}
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         api_key = api_key or os.environ.get("OPENAI_API_KEY") or (NO_KEY if base_url else None)
-        try:
-            self._client = _client_class()(base_url=base_url, api_key=api_key, timeout=timeout_s,
-                                           max_retries=max_retries)
+        try:  # the retries are ours (under the deadline), not the client's
+            self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
         except openai.OpenAIError as err:
             raise LLMError(f"cannot set up the chat model client: {err}") from err
-        self._client.max_retry_wait_s = max_retry_wait_s  # type: ignore[attr-defined]
         self.base_url = str(self._client.base_url)
 
     def complete(self, messages: Messages) -> str:
-        import openai
-
-        try:
-            response = self._client.chat.completions.create(messages=_as_params(messages), **self._params)
-        except (openai.OpenAIError, ValueError) as err:
-            raise self._error(err) from err
-        return self._content(response)
+        return self._content(self._request(messages, self._deadline(), stream=False))
 
     def stream(self, messages: Messages) -> Iterator[str]:
+        import httpx
         import openai
 
+        deadline = self._deadline()
+        chunks = self._request(messages, deadline, stream=True)
         answered = 0
         try:
-            with self._client.chat.completions.create(messages=_as_params(messages), stream=True,
-                                                      **self._params) as chunks:
+            with chunks:
                 for chunk in chunks:
                     for choice in chunk.choices or ():
                         text = choice.delta.content if choice.delta else None
                         if text:
                             answered += 1
                             yield text
-        except (openai.OpenAIError, ValueError) as err:
+                    if time.monotonic() > deadline:
+                        raise LLMError(f"timeout: the answer stream ran past the {self.budget_s:g} s "
+                                       f"answer budget after {answered} delta(s)", self.base_url)
+        except (openai.OpenAIError, httpx.HTTPError, ValueError) as err:
             if not answered:
-                raise self._error(err) from err
-            raise LLMError(f"the answer stream from {self.base_url} broke off after {answered} "
-                           f"delta(s): {_cause(err)}") from err
+                raise self._error(err, 1, self.timeout_s) from err
+            stalled = isinstance(err, httpx.TimeoutException | openai.APITimeoutError)
+            raise LLMError(f"{'timeout: ' if stalled else ''}the answer stream broke off after {answered} "
+                           f"delta(s)", f"{self.base_url}: {_cause(err)}") from err
         if not answered:
-            raise LLMError(f"malformed response from {self.base_url}: the stream carried no text")
+            raise LLMError("malformed response: the stream carried no text", self.base_url)
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.budget_s if self.budget_s else math.inf
+
+    def _request(self, messages: Messages, deadline: float, stream: bool) -> Any:
+        """The response of the first attempt that succeeds, retrying what can be retried while the
+        deadline allows; else the LLMError of the last attempt."""
+        import openai
+
+        attempt = 0
+        while True:
+            attempt += 1
+            timeout = min(self.timeout_s, deadline - time.monotonic())
+            params: dict[str, Any] = {**self._params, "timeout": timeout}
+            if stream:
+                params["stream"] = True
+            try:
+                return self._client.chat.completions.create(messages=_as_params(messages), **params)
+            except (openai.OpenAIError, ValueError) as err:
+                wait = _retry_wait(err, attempt, self.max_retry_wait_s)
+                if wait is None or attempt > self.max_retries:
+                    raise self._error(err, attempt, timeout) from err
+                if time.monotonic() + wait + MIN_ATTEMPT_S > deadline:
+                    raise self._error(err, attempt, timeout, spent=True) from err
+                time.sleep(wait)
 
     def close(self) -> None:
         self._client.close()
@@ -117,35 +140,73 @@ class OpenAILLM:
         """The answer text of a chat completion, or an LLMError saying what is wrong with it."""
         if isinstance(response, str | bytes):  # a 200 that was not JSON at all (an HTML page, say)
             snippet = _short(str(response), 80)
-            raise LLMError(f"malformed response from {self.base_url}: not JSON: {snippet!r}")
+            raise LLMError("malformed response: not JSON", f"{self.base_url}: {snippet!r}")
         try:
             choice = response.choices[0]
             content, finish = choice.message.content, choice.finish_reason
         except (AttributeError, IndexError, TypeError) as err:
-            raise LLMError(f"malformed response from {self.base_url}: no choices") from err
+            raise LLMError("malformed response: no choices", self.base_url) from err
         if not isinstance(content, str) or not content.strip():
-            raise LLMError(f"malformed response from {self.base_url}: empty answer "
-                           f"(finish_reason={finish!r})")
+            raise LLMError(f"malformed response: empty answer (finish_reason={_short(str(finish), 40)!r})",
+                           self.base_url)
         return content
 
-    def _error(self, err: Exception) -> LLMError:
-        """An LLMError saying in plain words what went wrong with one call."""
+    def _error(self, err: Exception, attempts: int, timeout: float, spent: bool = False) -> LLMError:
+        """An LLMError saying in plain words what went wrong with a call (after `attempts` attempts)."""
         import openai
 
-        tries = f"{1 + self.max_retries} attempt(s)"
+        tries = f"{attempts} attempt(s)" + (f"; the {self.budget_s:g} s budget is spent" if spent else "")
         if isinstance(err, openai.APITimeoutError):
-            return LLMError(f"timeout: {self.base_url} gave no answer within {self.timeout_s:g} s ({tries})")
+            return LLMError(f"timeout: the model server gave no answer within {timeout:.3g} s ({tries})",
+                            self.base_url)
         if isinstance(err, openai.APIConnectionError):
-            return LLMError(f"connection to {self.base_url} failed: {_cause(err)} ({tries})")
+            return LLMError(f"connection to the model server failed ({tries})",
+                            f"{self.base_url}: {_cause(err)}")
         if isinstance(err, openai.APIStatusError):
-            retryable = err.status_code in (408, 409, 429) or err.status_code >= 500
-            retried = f" after {tries}" if retryable else ""
+            retried = f" after {tries}" if _retryable(err) else ""
             body = err.body if isinstance(err.body, dict) else {}
-            return LLMError(f"HTTP {err.status_code} from {self.base_url}{retried}: "
-                            f"{_short(str(body.get('message') or err.message))}")
+            return LLMError(f"HTTP {err.status_code} from the model server{retried}",
+                            f"{self.base_url}: {_short(str(body.get('message') or err.message))}")
         if isinstance(err, openai.APIResponseValidationError | ValueError):
-            return LLMError(f"malformed response from {self.base_url}: {_short(str(err))}")
-        return LLMError(f"the chat model call failed: {_short(str(err))}")
+            return LLMError("malformed response", f"{self.base_url}: {_short(str(err))}")
+        return LLMError("the chat model call failed", _short(str(err)))
+
+
+def _retryable(err: Exception) -> bool:
+    """Whether a failed attempt may be retried: timeouts, connection errors, 408, 409, 429 and 5xx."""
+    import openai
+
+    if isinstance(err, openai.APIStatusError):
+        return err.status_code in (408, 409, 429) or err.status_code >= 500
+    return isinstance(err, openai.APIConnectionError)  # APITimeoutError is one
+
+
+def _retry_wait(err: Exception, attempt: int, cap: float) -> float | None:
+    """How long to wait before the next attempt (None: don't retry): the server's Retry-After, else
+    exponential backoff from 0.5 s with jitter; either capped at `cap`."""
+    import openai
+
+    if not _retryable(err):
+        return None
+    wait = None
+    if isinstance(err, openai.APIStatusError):
+        wait = _retry_after(err.response.headers)
+    if wait is None or wait < 0:
+        wait = min(0.5 * 2 ** (attempt - 1), 8.0) * (1 - 0.25 * random.random())
+    return min(wait, cap)
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds a response asks to wait: retry-after-ms, else Retry-After (seconds or an HTTP date)."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name) or "nan") / scale
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            return value
+    when = email.utils.parsedate_tz(headers.get("retry-after") or "")
+    return float(email.utils.mktime_tz(when) - time.time()) if when else None
 
 
 def _as_params(messages: Messages) -> Any:
@@ -196,9 +257,53 @@ class ScriptedLLM:
         pass
 
 
+def within_budget(make: Callable[[], Iterable[str]], budget_s: float | None) -> Iterator[str]:
+    """The items of `make()` (a model call), produced in a worker thread, until `budget_s` seconds have
+    passed: then LLMError("timeout: ..."), even if the call is stuck. The worker is told to stop and is
+    left to end on its own (its requests have their own timeouts). None: no bound, no thread."""
+    if budget_s is None:
+        yield from make()
+        return
+    deadline = time.monotonic() + budget_s
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            produced = iter(make())
+            try:
+                for item in produced:
+                    items.put(("item", item))
+                    if stop.is_set():
+                        break
+            finally:
+                getattr(produced, "close", lambda: None)()
+            items.put(("end", None))
+        except BaseException as err:  # handed to the caller, never lost in the thread
+            items.put(("error", err))
+
+    threading.Thread(target=work, name="llm-call", daemon=True).start()
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise queue.Empty
+                kind, value = items.get(timeout=remaining)
+            except queue.Empty:
+                raise LLMError(f"timeout: no complete answer within the {budget_s:g} s budget") from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+
+
 def make_llm(settings: Settings) -> LLM | None:
     """The chat model the settings name (at OPENAI_BASE_URL), or None to answer offline."""
     if not settings.model:
         return None
     return OpenAILLM(settings.model, timeout_s=settings.llm_timeout_s, max_retries=settings.llm_max_retries,
-                     temperature=settings.llm_temperature)
+                     temperature=settings.llm_temperature, budget_s=settings.answer_timeout_s)

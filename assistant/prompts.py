@@ -1,8 +1,10 @@
 """Prompts: render the Jinja2 templates in `prompts/` into chat messages for the answer and condense steps.
 
 Templates are rendered with StrictUndefined, so a missing variable raises instead of leaving a hole.
-Passage text is fenced in <passage n="k"> tags, and fence-like tags inside it are defused, so an
-article cannot close its fence and speak as the user. `condense_offline` rewrites a follow-up question
+Passage text is fenced in <passage n="k"> tags, and anything tag-like inside it is defused (`</passage>`,
+`<question>`, `<script>`, chat-template tokens such as `<|im_start|>`), as are citation markers
+(`[2]` becomes `(2)`), so an article can neither close its fence and speak as the user nor pass off
+its own text as another numbered passage. `condense_offline` rewrites a follow-up question
 for retrieval without a model.
 """
 
@@ -24,7 +26,8 @@ MAX_HISTORY_TURNS = 6  # the last three exchanges
 MAX_TURN_CHARS = 1200
 MAX_SALIENT_WORDS = 8
 
-_FENCE_TAG = re.compile(r"<(\s*/?\s*(?:passages?|question)\b)", re.IGNORECASE)
+_FENCE_TAG = re.compile(r"<(\s*/?\s*[A-Za-z!?|])")
+_TEXT_MARKER = re.compile(r"\[\s*(\d{1,3}(?:\s*,\s*\d{1,3})*)\s*\]")
 _STALE_MARKS = re.compile(rf"[ \t]*(?:{MARKER_RUN.pattern}|{re.escape(UNVERIFIED)})")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _WORD = re.compile(r"[^\W_][\w'’-]*")
@@ -54,8 +57,9 @@ def render(name: str, **variables: Any) -> str:
 
 
 def _defuse(text: str) -> str:
-    """Neutralise tags that could close a passage's fence ("</passage>" becomes "&lt;/passage>")."""
-    return _FENCE_TAG.sub(r"&lt;\1", text)
+    """Neutralise tags that could close a passage's fence ("</passage>" becomes "&lt;/passage>"; any
+    other tag or "<|token|>" alike) and [n] markers that could pass for a passage's number ("(2)")."""
+    return _TEXT_MARKER.sub(r"(\1)", _FENCE_TAG.sub(r"&lt;\1", text))
 
 
 def _passage_view(n: int, passage: Passage) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 `split_sentences` gives the sentences of a text (a newline always ends one); `_sentence_spans` gives
 their (start, end) offsets. A leading [n] citation marker goes to the sentence before it, so this module
 also holds the marker pattern (`MARKER_RUN`) and the stopwords that tell "U.S. officials" from "U.S. The".
+Two kinds of sentence are recognised: a refusal ("the articles don't say", `is_refusal`) and an
+article's orders to a model ("ignore previous instructions", `is_instruction`, `instruction_flags`).
 """
 
 from __future__ import annotations
@@ -76,3 +78,73 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
 def split_sentences(text: str) -> list[str]:
     """The sentences of `text` (newlines always end one); abbreviations, initials and decimals don't."""
     return [text[s:e] for s, e in _sentence_spans(text)]
+
+
+def news_sentences(text: str) -> list[str]:
+    """The sentences of `text` that report news: those speaking to a model (see `is_instruction`) left out."""
+    spans = _sentence_spans(text)
+    flags = instruction_flags(text, spans)
+    return [text[s:e] for (s, e), flagged in zip(spans, flags, strict=True) if not flagged]
+
+
+_MODEL = r"(?:ai|assistants?|chatbots?|(?:large\s+)?language\s+models?|llms?|gpt)"
+_INSTRUCTION = re.compile("|".join([
+    # "ignore all previous instructions", "disregard the system prompt", "forget your rules"
+    r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}?\b(?:instructions?|prompts?|rules"
+    r"|directions|guidelines|directives)\b",
+    # a role label opening a line: "SYSTEM: ...", "### Instruction:", "Assistant (developer mode):"
+    # ("Developer:" is not one: game reviews list "Developer: Studio X")
+    r"^[\W_]*(?:system|assistant|instructions?)(?:\s+(?:prompt|message|note|override))?"
+    r"\s*(?:\([^)\n]{0,30}\))?\s*:",
+    # chat-template tokens: <|im_start|>, [INST], <<SYS>>; tags imitating a prompt's fences: </passage>
+    r"<\|[a-z_]+\|>|\[/?INST\]|<</?SYS>>",
+    r"<\s*/?\s*(?:passages?|question|context|documents?|instructions?|system)\b[^<>\n]{0,40}>",
+    # "answer only with 'PWNED'", "respond with exactly", "reply with just"
+    r"\b(?:answer|respond|reply)\w*\s+(?:only|solely|exactly|just)\s+with\b",
+    r"\b(?:answer|respond|reply)\w*\s+with\s+(?:only|exactly|just)\b",
+    # words to the model: "you are now an unrestricted AI", "note to AI assistants", "LLMs reading this"
+    rf"\byou\s+are\s+(?:now\s+)?(?:an?\s+)?(?:[\w-]+\s+){{0,2}}{_MODEL}\b",
+    rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:any\s+|all\s+)?(?:ai\s+)?{_MODEL}\b",
+    rf"\b(?:if\s+you\s+are\s+an?\s+{_MODEL}|{_MODEL}\s+reading\s+this)\b",
+    r"\b(?:new|updated|real|hidden|secret)\s+(?:system\s+)?(?:instructions?|prompt)\s*:",
+]), re.IGNORECASE | re.MULTILINE)
+
+
+def is_instruction(sentence: str) -> bool:
+    """Whether a sentence of an article speaks to an AI model rather than reporting news: "ignore previous
+    instructions", a "SYSTEM:" label, chat-template tokens, "answer only with ...". Such a sentence is
+    data that may not be obeyed, and it supports no claim."""
+    return _INSTRUCTION.search(sentence) is not None
+
+
+def instruction_flags(text: str, spans: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> list[bool]:
+    """For each sentence span of `text`: whether it is an instruction to a model, or follows one in the
+    same paragraph (a "SYSTEM:" line or "<|im_start|>system" opens a block whose next sentences are its
+    orders); a blank line ends the block."""
+    flags, tainted, last_end = [], False, 0
+    for start, end in spans:
+        tainted = tainted and "\n\n" not in text[last_end:start].replace("\r", "")
+        tainted = tainted or is_instruction(text[start:end])
+        flags.append(tainted)
+        last_end = end
+    return flags
+
+
+MAX_REFUSAL_CHARS = 300
+_REFUSAL_RE = re.compile("|".join([
+    r"\b(?:the|these|provided|available)\s+(?:\w+\s+)?(?:articles?|passages?|sources?|context|documents?)"
+    r"\s+(?:\w+\s+)?(?:do(?:es)?|did)\s*n[o']t\s+(?:say|mention|contain|include|provide|specify|state|cover"
+    r"|discuss|address|answer|give|report|tell)",
+    r"\binsufficient\s+information\b", r"\bnot\s+enough\s+information\b",
+    r"\bno\s+(?:information|mention|details?)\b.*\b(?:articles?|passages?|sources?|context)\b",
+    r"\bI\s+(?:cannot|can\s*not|can't|could\s*n[o']t|am\s+unable\s+to|am\s+not\s+able\s+to)\s+"
+    r"(?:answer|determine|find|tell|say)\b",
+    r"\bnot\s+(?:mentioned|stated|specified|covered|addressed|discussed|reported|provided|included|found)"
+    r"\s+in\s+(?:the|these|any)\s+(?:\w+\s+)?(?:articles?|passages?|sources?|context|documents?)",
+]), re.IGNORECASE)
+
+
+def is_refusal(text: str) -> bool:
+    """Whether `text` is a short "the articles don't say" answer (no citation markers)."""
+    text = text.strip().replace("’", "'")
+    return len(text) <= MAX_REFUSAL_CHARS and not MARKER_RUN.search(text) and bool(_REFUSAL_RE.search(text))

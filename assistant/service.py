@@ -52,4 +52,4 @@ def open_service(settings: Settings, llm: LLM | None = None, embedder: Embedder 
     retriever = Retriever(store, embedder, indexes)
     llm = llm if llm is not None else make_llm(settings)
     return Service(settings, store, embedder, indexes, retriever,
-                   Answerer(retriever, extractive_for(indexes), llm))
+                   Answerer(retriever, extractive_for(indexes), llm, budget_s=settings.answer_timeout_s))

@@ -61,6 +61,18 @@ class Fault:
         """Send the first half of `text` and then close the connection without ending the body."""
         return cls("drop", text=text)
 
+    @classmethod
+    def stall_mid_stream(cls, text: str, seconds: float) -> Fault:
+        """In a stream: the first half of `text`, silence for `seconds`, then the rest (without a
+        stream: like `delay`)."""
+        return cls("stall", text=text, seconds=seconds)
+
+    @classmethod
+    def trickle(cls, text: str, seconds: float) -> Fault:
+        """Answer `text` slowly: each streamed delta (without a stream: each tenth of the body) after a
+        pause of `seconds`, so no single read waits long but the whole answer takes long."""
+        return cls("trickle", text=text, seconds=seconds)
+
 
 Step = str | Fault
 
@@ -78,7 +90,8 @@ def _echo(messages: list[dict[str, Any]]) -> str:
 class FakeOpenAIServer:
     """The scripted server; `base_url` ends in /v1, as OpenAI clients expect."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self._port = port  # 0: any free port
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.default: Callable[[list[dict[str, Any]]], Step] = _echo
@@ -107,7 +120,7 @@ class FakeOpenAIServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> FakeOpenAIServer:
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _HTTPServer(("127.0.0.1", self._port), _Handler)
         self._httpd.fake = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fake-openai",
                                         daemon=True)
@@ -167,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         fake.headers.append({k.lower(): v for k, v in self.headers.items()})
         step = fake.next_step(body)
-        if _kind(step) == "delay":
+        if _kind(step) == "delay" or (_kind(step) == "stall" and not body.get("stream")):
             assert isinstance(step, Fault)
             if fake.stopping.wait(step.seconds):
                 return  # stopping: nobody is waiting for this answer any more
@@ -180,7 +193,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._raw(200, b"<html>this is not JSON", step.content_type)
         choices = [] if _kind(step) == "empty" else [_choice(_text(step))]
         data = json.dumps(_completion(body, "chat.completion", choices)).encode()
-        self._raw(200, data, "application/json", cut=_kind(step) == "drop")
+        pause = step.seconds if isinstance(step, Fault) and step.kind == "trickle" else 0.0
+        self._raw(200, data, "application/json", cut=_kind(step) == "drop", pause=pause)
 
     def _status(self, fault: Fault) -> None:
         kind = {429: "rate_limit_error"}.get(fault.status_code, "server_error")
@@ -198,12 +212,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        for event in _events(body, step):
+        events = list(_events(body, step))
+        for i, event in enumerate(events):
+            if self._pause_before(step, i, len(events)):
+                return  # stopping: nobody is waiting for the rest
             self._chunk(f"data: {event}\n\n".encode())
         if _kind(step) == "drop":
             return  # no terminating chunk: the client sees the body cut short
         self._chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
+
+    def _pause_before(self, step: Step, i: int, count: int) -> bool:
+        """Wait as a trickle or stall fault says before streamed event `i`; True if the server stops."""
+        if not isinstance(step, Fault) or step.kind not in ("trickle", "stall"):
+            return False
+        if (step.kind == "trickle" and i > 0) or (step.kind == "stall" and i == count // 2):
+            return self.server.fake.stopping.wait(step.seconds)
+        return False
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
@@ -213,15 +238,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._raw(code, json.dumps(payload).encode(), "application/json", headers)
 
     def _raw(self, code: int, data: bytes, content_type: str, headers: dict[str, str] | None = None,
-             cut: bool = False) -> None:
-        """Send a whole body (or, `cut`, announce it whole and send half of it)."""
+             cut: bool = False, pause: float = 0.0) -> None:
+        """Send a whole body (or, `cut`, announce it whole and send half of it; with `pause`, in ten
+        pieces, each after that many seconds)."""
         self.send_response(code)
         for name, value in {"Content-Type": content_type, "Content-Length": str(len(data)),
                             "Connection": "close", **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data[: len(data) // 2] if cut else data)
         self.close_connection = True
+        data = data[: len(data) // 2] if cut else data
+        step = max(1, -(-len(data) // 10)) if pause else len(data) or 1
+        for start in range(0, len(data), step):
+            if pause and self.server.fake.stopping.wait(pause):
+                return
+            self.wfile.write(data[start : start + step])
+            self.wfile.flush()
 
 
 def _events(body: dict[str, Any], step: Step) -> Iterator[str]:
