@@ -97,7 +97,7 @@ def test_smollm2_through_the_answerer_gives_a_structured_cited_answer(settings, 
     with (llama_server(smollm2_gguf()) as base_url,
           OpenAILLM("smollm2-135m-instruct", base_url=base_url, timeout_s=120, max_retries=0,
                     max_tokens=64) as llm):
-        svc.answerer.llm = llm
+        svc.answerer.llm, svc.answerer.budget_s = llm, 120  # a 135M model on one thread: give it time
         answer = svc.answerer.ask("What did Qureshi say about Russia?")
     assert answer.answer.strip() and not answer.refused
     assert answer.timings_ms["total"] > 0 and "retrieve_rank" in answer.timings_ms
