@@ -60,16 +60,24 @@ MAX_UPLOAD_FILES = 50
 
 
 class ServiceHolder:
-    """The one shared Service: opened lazily, refreshed at most every REFRESH_EVERY_S seconds."""
+    """The one shared Service: opened lazily, refreshed at most every REFRESH_EVERY_S seconds.
+
+    Requests never wait for a refresh: one request at a time checks the store (and rebuilds the indexes
+    when it changed) while the others go on with the current indexes, swapped in whole when ready. Only an
+    ingest (`force`) waits, so its answer reflects what it added. The article list is cached per indexes.
+    """
 
     def __init__(self, settings: Settings, service: Service | None = None) -> None:
         self.settings, self._service = settings, service
-        self._lock = threading.Lock()
+        self._open_lock, self._refresh_lock = threading.Lock(), threading.Lock()
         self.ingest_lock = threading.Lock()
         self._checked = time.monotonic()
+        self._records: tuple[str, list[tuple[str, dict]]] = ("", [])
 
     def get(self) -> Service:
-        with self._lock:
+        if (service := self._service) is not None:
+            return service
+        with self._open_lock:
             if self._service is None:
                 self._service = open_service(self.settings)
                 self._checked = time.monotonic()
@@ -78,11 +86,24 @@ class ServiceHolder:
     def fresh(self, force: bool = False) -> Service:
         """The service, its indexes rebuilt first if the store changed (checked at most every few s)."""
         service = self.get()
-        with self._lock:
-            if force or time.monotonic() - self._checked >= REFRESH_EVERY_S:
+        due = force or time.monotonic() - self._checked >= REFRESH_EVERY_S
+        if due and self._refresh_lock.acquire(blocking=force):
+            try:
                 service.refresh()
                 self._checked = time.monotonic()
+            finally:
+                self._refresh_lock.release()
         return service
+
+    def records(self) -> list[tuple[str, dict]]:
+        """(id, metadata) of every article record, read once per version of the indexes."""
+        service = self.fresh()
+        key, records = self._records
+        if key != service.indexes.fingerprint:
+            key = service.indexes.fingerprint
+            records = [(i, m) for i, m, _ in service.store.all_records()]
+            self._records = (key, records)
+        return records
 
 
 def _holder(request: Request) -> ServiceHolder:
@@ -250,11 +271,12 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
                  offset: Annotated[int, Query(ge=0)] = 0,
                  limit: Annotated[int, Query(ge=1, le=100)] = 20) -> ArticleList:
         """Indexed articles, newest first; `q` matches titles (case-insensitive)."""
-        rows = [ArticleItem.from_record(i, m) for i, m, _ in holder.get().store.all_records()
+        records = holder.records()
+        rows = [ArticleItem.from_record(i, m) for i, m in records
                 if m.get("status") == INDEXED and (q.casefold() in str(m.get("title", "")).casefold())
                 and (not source or source.casefold() == str(m.get("source", "")).casefold())
                 and _in_range(str(m.get("published_at") or ""), since, until)]
-        ts = {i: m.get("published_ts") for i, m, _ in holder.get().store.all_records()}
+        ts = {i: m.get("published_ts") for i, m in records}
         rows.sort(key=lambda r: (ts.get(r.id) is not None, ts.get(r.id) or 0, r.id), reverse=True)
         return ArticleList(total=len(rows), items=rows[offset : offset + limit])
 

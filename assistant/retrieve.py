@@ -15,6 +15,7 @@ The constants were measured on the MultiHop-RAG dev queries (see README).
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -88,6 +89,11 @@ class Retriever:
 
     def retrieve(self, question: str, k: int = 10, filters: Filters | None = None,
                  query: str | None = None) -> Retrieval:
+        """The passages for a question, ranked. Pinned to the indexes current when it starts: a refresh
+        (another thread) may swap `self.indexes` meanwhile, and one ranking must not mix two of them."""
+        return copy.copy(self)._retrieve(question, k, filters, query)
+
+    def _retrieve(self, question: str, k: int, filters: Filters | None, query: str | None) -> Retrieval:
         t0 = time.perf_counter()
         the_plan = plan(question, self.indexes.catalog, filters)
         text = query or question
