@@ -6,13 +6,14 @@ so one bad record never costs the good ones beside it.
 
 from __future__ import annotations
 
+import html as htmllib
 import json
 import re
 from typing import Any
 
 from pydantic import ValidationError
 
-from ingest.models import Article, Failure, stable_id
+from ingest.models import MAX_BODY_CHARS, Article, Failure, stable_id
 from ingest.textfmt import dateline, explicit_id, parse_date, title_from_body
 
 Parsed = tuple[list[Article], list[Failure]]
@@ -21,7 +22,9 @@ _DATE_KEYS = ("published_at", "published", "date", "pubDate", "datePublished")
 _JSON_TYPES = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
                bool: "true/false", type(None): "null"}
 _SPACES = re.compile(r"\s+")
-_AUTHOR_EMAIL = re.compile(r"^\S+@\S+\s*\((?P<name>[^)]+)\)$")  # RSS `news@site.example (Name)`
+_AUTHOR_EMAIL = re.compile(r"^[^\s@]+@\S+\s*\((?P<name>[^)]+)\)$")  # RSS `news@site.example (Name)`
+_MAX_ELEMENTS = 50_000  # a heavy news page has a few thousand
+_FIRST_ELEMENT = re.compile(rb"<\w")  # as feedparser splits off the prolog
 _BOILERPLATE = "//script|//style|//noscript|//template|//nav|//header|//footer|//aside|//head"
 
 
@@ -94,6 +97,10 @@ def _collect(records: list[tuple[str, Any]], name: str) -> Parsed:
     return articles, failures
 
 
+def _number_error(err: ValueError) -> str:
+    return "a number has too many digits" if "digits" in str(err) else str(err)
+
+
 def parse_json(text: str, origin: str, name: str) -> Parsed:
     """Articles from a JSON object, a list of objects, or `{"articles": [...]}`; one failure per bad item."""
     try:
@@ -102,6 +109,8 @@ def parse_json(text: str, origin: str, name: str) -> Parsed:
         raise BadInput(f"malformed JSON: {err.msg} at line {err.lineno} column {err.colno}") from err
     except RecursionError as err:
         raise BadInput("malformed JSON: nested too deeply") from err
+    except ValueError as err:  # an integer literal over Python's 4300-digit limit
+        raise BadInput(f"malformed JSON: {_number_error(err)}") from err
     if isinstance(data, dict) and isinstance(data.get("articles"), list):
         data = data["articles"]
     if isinstance(data, list):
@@ -120,8 +129,9 @@ def parse_jsonl(text: str, origin: str, name: str) -> Parsed:
             continue
         try:
             records.append((f"{origin}:{lineno}", json.loads(line)))
-        except (json.JSONDecodeError, RecursionError) as err:
-            msg = err.msg if isinstance(err, json.JSONDecodeError) else "nested too deeply"
+        except (ValueError, RecursionError) as err:
+            msg = (err.msg if isinstance(err, json.JSONDecodeError) else "nested too deeply"
+                   if isinstance(err, RecursionError) else _number_error(err))
             failures.append(Failure(path=f"{origin}:{lineno}", error=f"malformed JSON line: {msg}"))
     if not records and not failures:
         raise BadInput("JSONL file holds no articles")
@@ -129,27 +139,35 @@ def parse_jsonl(text: str, origin: str, name: str) -> Parsed:
     return articles, failures + bad
 
 
-def _has_content(html: str) -> bool:
-    """Whether the page has any text outside scripts, navigation, header, footer and sidebars."""
+def _visible_chars(html: str) -> int | None:
+    """Characters of text outside scripts, navigation, header, footer and sidebars (None: unparseable).
+    Refuses a page too big to extract in bounded time (trafilatura's time grows with its size)."""
     import lxml.html
 
     try:
         root = lxml.html.document_fromstring(html)
     except (ValueError, lxml.etree.ParserError):
-        return True  # let trafilatura judge
+        return None  # let trafilatura judge
+    if (elements := sum(1 for _ in root.iter())) > _MAX_ELEMENTS:
+        raise BadInput(f"HTML page too complex for one article ({elements:,} elements, "
+                       f"limit {_MAX_ELEMENTS:,})")
     for node in root.xpath(_BOILERPLATE):
         node.drop_tree()
-    return bool(root.text_content().strip())
+    return len(root.text_content().strip())
 
 
 def parse_html(html: str, origin: str, name: str, url: str = "") -> Parsed:
     """One article from an HTML page: main text and metadata (title, date, author, site) by trafilatura."""
     import trafilatura
 
+    visible = _visible_chars(html)
+    if visible is not None and visible > 2 * MAX_BODY_CHARS:
+        raise BadInput(f"HTML page has too much text for one article ({visible:,} characters, "
+                       f"limit {2 * MAX_BODY_CHARS:,})")
     found = trafilatura.bare_extraction(html, url=url or None, with_metadata=True, include_comments=False,
                                         include_tables=True)
     doc = found.as_dict() if found is not None and not isinstance(found, dict) else found
-    if not doc or not (doc.get("text") or "").strip() or not _has_content(html):
+    if not doc or not (doc.get("text") or "").strip() or visible == 0:
         raise BadInput("no article text found in the HTML page")
     title, body = doc.get("title") or "", doc["text"].strip()
     if title and body.startswith(title + "\n"):  # the page's <h1> repeats the title
@@ -170,7 +188,7 @@ def parse_html(html: str, origin: str, name: str, url: str = "") -> Parsed:
 def _html_to_text(fragment: str) -> str:
     """Plain text of a feed entry's HTML: blocks become paragraphs, scripts and styles are dropped."""
     if "<" not in fragment:
-        return fragment
+        return htmllib.unescape(fragment)
     import lxml.html
 
     try:
@@ -195,7 +213,7 @@ def _entry_record(entry: Any, outlet: str) -> dict[str, str]:
     html = content[0].get("value", "") if content else entry.get("summary", "")
     link = entry.get("link", "")
     author = entry.get("author", "")
-    if match := _AUTHOR_EMAIL.match(author):
+    if len(author) < 500 and (match := _AUTHOR_EMAIL.match(author)):
         author = match.group("name")
     record = {
         "title": entry.get("title", ""), "body": _html_to_text(html), "author": author, "source": outlet,
@@ -208,10 +226,21 @@ def _entry_record(entry: Any, outlet: str) -> dict[str, str]:
     return record
 
 
+def _declares_entities(data: bytes) -> bool:
+    """Whether the prolog (what precedes the first element, where a DOCTYPE lives) declares entities."""
+    if b"\x00" in data[:1024]:  # UTF-16/32: compare the ASCII letters only
+        data = data[: 1 << 22].replace(b"\x00", b"")
+    first = _FIRST_ELEMENT.search(data)
+    return b"<!ENTITY" in data[: first.start() if first else len(data)]
+
+
 def parse_feed(data: bytes, origin: str, name: str) -> Parsed:
     """Articles from an RSS or Atom feed: one per entry, its HTML content or summary turned into text."""
     import feedparser
 
+    if _declares_entities(data):
+        raise BadInput("feed declares XML entities (<!ENTITY> in a DOCTYPE): refused, as entity expansion "
+                       "(billion laughs) and external entities (file:// reads) are unsafe")
     feed = feedparser.parse(data, resolve_relative_uris=False, sanitize_html=True)
     if not feed.entries:
         reason = f": {feed.bozo_exception}" if feed.get("bozo") else ""

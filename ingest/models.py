@@ -9,11 +9,32 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field, computed_field, field_validator
 
+MAX_BODY_CHARS = 500_000  # ~7x the longest MultiHop-RAG article; a bigger body is not one news article
+MAX_TITLE_CHARS = 1000
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # C0 controls and DEL, except whitespace
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """Text safe to hash and store: lone surrogates (from JSON `\\ud800` escapes) become U+FFFD and
+    control characters (NUL, escape sequences…) are dropped."""
+    return _CONTROL.sub("", _SURROGATE.sub("\ufffd", value))
+
+
+def printable_path(value: str) -> str:
+    """A path for reports: undecodable file-name bytes (surrogate escapes) shown as `\\xNN`."""
+    if not _SURROGATE.search(value):
+        return value
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return _SURROGATE.sub("\ufffd", value)
+
 
 def stable_id(*parts: str) -> str:
     """A short stable id from identifying strings (a url, or outlet + title + date, or a file name)."""
     key = "\x1f".join(unicodedata.normalize("NFC", p).strip().lower() for p in parts)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class Article(BaseModel):
@@ -34,15 +55,32 @@ class Article(BaseModel):
     @field_validator("body")
     @classmethod
     def _has_text(cls, body: str) -> str:
-        body = body.replace("\r\n", "\n").replace("\r", "\n").strip()
+        if len(body) > MAX_BODY_CHARS:
+            raise ValueError(f"article body too large ({len(body):,} characters, limit {MAX_BODY_CHARS:,})")
+        body = clean_text(body.replace("\r\n", "\n").replace("\r", "\n")).strip()
         if not body:
             raise ValueError("article has no text")
+        if not any(ch.isalnum() for ch in body):
+            raise ValueError("article has no text (no letters or digits, only spaces, marks or punctuation)")
         return body
 
-    @field_validator("title", "source", "author", "url", "category", "place", "summary")
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        title = re.sub(r"\s+", " ", clean_text(value)).strip()
+        if len(title) > MAX_TITLE_CHARS:
+            raise ValueError(f"title too long ({len(title):,} characters, limit {MAX_TITLE_CHARS:,})")
+        return title
+
+    @field_validator("source", "author", "url", "category", "place", "summary")
     @classmethod
     def _one_line(cls, value: str) -> str:
-        return re.sub(r"\s+", " ", value or "").strip()[:1000]
+        return re.sub(r"\s+", " ", clean_text(value[:4000] if value else "")).strip()[:1000]
+
+    @field_validator("origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        return printable_path(value)
 
     @field_validator("published_at")
     @classmethod
@@ -90,6 +128,11 @@ class Failure(BaseModel):
 
     path: str
     error: str
+
+    @field_validator("path", "error")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return clean_text(printable_path(value))
 
 
 class IngestReport(BaseModel):

@@ -9,7 +9,10 @@ failures are returned. A folder is read recursively, skipping hidden files and f
 from __future__ import annotations
 
 import glob
+import http.client
+import os
 import re
+import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,7 +31,7 @@ from ingest.formats import (
     parse_jsonl,
     validation_message,
 )
-from ingest.models import Failure
+from ingest.models import MAX_BODY_CHARS, Failure
 from ingest.textfmt import parse_text
 
 _EXT = {
@@ -44,11 +47,16 @@ _CTYPE = {
     "application/xml": "feed", "text/xml": "feed", "text/markdown": "markdown",
 }
 _JSON_START = re.compile(rb'\[\s*[\[{"\]0-9-]|\[\s*$|\{\s*["}]|\{\s*$')
+_SAMPLE = 1 << 19
+_TEXT_LIMIT = 2 * MAX_BODY_CHARS  # a text file this long is no single article (front matter included)
 _BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"\x7fELF")
 
 
 def _looks_like_text(text: str, legacy: bool) -> bool:
-    """Few control characters; for a legacy 8-bit guess, also mostly ASCII (random high bytes are not)."""
+    """Few control characters; for a legacy 8-bit guess, also mostly ASCII (random high bytes are not).
+    A long text is judged on its first and last 256K characters (bounded time and memory)."""
+    if len(text) > _SAMPLE:
+        text = text[: _SAMPLE // 2] + text[-_SAMPLE // 2 :]
     if len(_CONTROL.findall(text)) > max(2, len(text) // 200):
         return False
     if not legacy:
@@ -62,6 +70,19 @@ def _decode_legacy(data: bytes) -> str:
         return data.decode("cp1252")
     except UnicodeDecodeError:  # bytes cp1252 leaves undefined (0x81, 0x8d, ...)
         return data.decode("latin-1")
+
+
+def _bomless_utf16(data: bytes) -> str | None:
+    """"le"/"be" for UTF-16 text saved without a byte-order mark (mostly ASCII: every other byte NUL)."""
+    head = data[:4096]
+    if len(head) < 8 or len(head) % 2 or data.startswith(_BINARY_MAGIC):
+        return None
+    even, odd = head[0::2].count(0) / (len(head) // 2), head[1::2].count(0) / (len(head) // 2)
+    if odd > 0.7 and even < 0.05:
+        return "le"
+    if even > 0.7 and odd < 0.05:
+        return "be"
+    return None
 
 
 def decode_text(data: bytes) -> str:
@@ -78,6 +99,8 @@ def decode_text(data: bytes) -> str:
         return text
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if (encoding := _bomless_utf16(data)) is not None:
+        return decode_text((b"\xff\xfe" if encoding == "le" else b"\xfe\xff") + data)
     if data.startswith(_BINARY_MAGIC) or b"\x00" in data[:8192]:
         raise BadInput("binary file, not text")
     try:
@@ -125,24 +148,44 @@ def parse_bytes(data: bytes, origin: str, name: str, fmt: str | None = None, url
         return parse_jsonl(text, origin, name)
     if fmt == "html":
         return parse_html(text, origin, name, url)
+    if len(text) > _TEXT_LIMIT:
+        raise BadInput(f"text too large for one article ({len(text):,} characters, limit {_TEXT_LIMIT:,}; "
+                       f"an article body is limited to {MAX_BODY_CHARS:,})")
     try:
         return [parse_text(text, name, origin, markdown=fmt == "markdown", url=url)], []
     except ValidationError as err:  # e.g. nothing left after the headers, or a bad front-matter id
         raise BadInput(validation_message(err)) from err
 
 
+def _read_bounded(path: Path, max_bytes: int) -> bytes:
+    """At most `max_bytes` of a regular file (never blocks on a FIFO or device swapped in for it)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadInput("not a regular file")
+        if info.st_size > max_bytes:
+            raise BadInput(f"file too large ({info.st_size} bytes, limit {max_bytes})")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise BadInput(f"file too large (over {max_bytes} bytes, limit {max_bytes})")
+    return data
+
+
 def read_file(path: Path, max_bytes: int) -> Parsed:
     """Articles from one local file; a file that cannot be read or parsed becomes a failure."""
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise BadInput(f"file too large ({size} bytes, limit {max_bytes})")
-        data = path.read_bytes()
+        data = _read_bounded(path, max_bytes)
         return parse_bytes(data, str(path), path.stem, _EXT.get(path.suffix.lower()))
     except BadInput as err:
         return [], [Failure(path=str(path), error=str(err))]
     except OSError as err:
         return [], [Failure(path=str(path), error=f"cannot read: {err.strerror or err}")]
+    except (RecursionError, MemoryError) as err:
+        return [], [Failure(path=str(path), error=f"cannot parse: structure too deep or too large "
+                                                   f"({type(err).__name__})")]
+    except Exception as err:  # a parser library's bug must cost this file only, never the whole run
+        return [], [Failure(path=str(path), error=f"cannot parse: unexpected {type(err).__name__}: {err}")]
 
 
 def _url_format(url: str, ctype: str) -> str | None:
@@ -161,8 +204,14 @@ def fetch_url(url: str, timeout: float, max_bytes: int, allow_private: bool = Tr
         with netguard.opener(allow_private).open(request, timeout=timeout) as response:
             data = response.read(max_bytes + 1)
             ctype = response.headers.get_content_type()
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and len(data) < min(int(declared), max_bytes + 1):
+                raise http.client.IncompleteRead(data, int(declared) - len(data))
     except urllib.error.HTTPError as err:
         return [], [Failure(path=url, error=f"cannot fetch: HTTP {err.code} {err.reason}")]
+    except http.client.HTTPException as err:  # a bad status line, truncated body, over-long header...
+        problem = f"{type(err).__name__}: {err}"
+        return [], [Failure(path=url, error=f"cannot fetch: malformed HTTP response ({problem})")]
     except (urllib.error.URLError, TimeoutError, ValueError, OSError) as err:
         reason = getattr(err, "reason", None) or err
         return [], [Failure(path=url, error=f"cannot fetch: {reason}")]
@@ -175,10 +224,50 @@ def fetch_url(url: str, timeout: float, max_bytes: int, allow_private: bool = Tr
         return [], [Failure(path=url, error=str(err))]
 
 
-def _folder_files(folder: Path) -> list[Path]:
-    """Regular files under a folder, recursively, skipping hidden files and folders (.git, .cache…)."""
-    return [child for child in sorted(folder.rglob("*"))
-            if child.is_file() and not any(p.startswith(".") for p in child.relative_to(folder).parts)]
+def _entry_problem(entry: os.DirEntry[str], root: Path) -> str | None:
+    """Why a folder entry is not read (None: read it). Symbolic links are followed only to regular
+    files inside the folder, so a folder cannot make ingest read /etc/passwd or /dev/zero."""
+    if not entry.is_symlink():
+        return None if entry.is_file(follow_symlinks=False) else "not a regular file"
+    target = Path(os.path.realpath(entry.path))
+    if not target.exists():
+        return "broken symbolic link (its target does not exist)"
+    if target.is_dir():
+        return f"symbolic link to a folder ({target}): not followed"
+    if not target.is_file():
+        return f"not a regular file (symbolic link to {target})"
+    if not target.is_relative_to(root):
+        return f"symbolic link to a file outside the folder ({target}): not followed"
+    return None
+
+
+def _listing(folder: str) -> list[os.DirEntry[str]] | Failure:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError as err:
+        return Failure(path=folder, error=f"cannot read folder: {err.strerror or err}")
+
+
+def _folder_files(folder: Path) -> Iterator[Path | Failure]:
+    """Files under a folder, recursively, in path order, skipping hidden files and folders (.git,
+    .cache…); entries that are not read (devices, FIFOs, links leading out) come back as failures."""
+    root = Path(os.path.realpath(folder))
+    stack: list[Iterator[str | os.DirEntry[str]]] = [iter([os.path.join(folder, "")])]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, str) or item.is_dir(follow_symlinks=False):
+            listing = _listing(item if isinstance(item, str) else item.path)
+            if isinstance(listing, Failure):
+                yield listing
+            else:
+                stack.append(iter(listing))
+        elif (problem := _entry_problem(item, root)) is not None:
+            yield Failure(path=item.path, error=problem)
+        else:
+            yield Path(item.path)
 
 
 def expand(target: str) -> Iterator[Path | str | Failure]:
@@ -188,10 +277,12 @@ def expand(target: str) -> Iterator[Path | str | Failure]:
         return
     path = Path(target)
     if path.is_dir():
-        files = _folder_files(path)
-        if not files:
+        found = False
+        for item in _folder_files(path):
+            found = True
+            yield item
+        if not found:
             yield Failure(path=target, error="folder holds no files to read (hidden ones are skipped)")
-        yield from files
     elif path.is_file():
         yield path
     elif path.exists():

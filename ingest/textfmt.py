@@ -18,7 +18,6 @@ from ingest.models import Article, stable_id
 
 _SEED_FIRST = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*(.*)$")
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
-_HEADING = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$")
 _MONTHS = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 _DATELINE = re.compile(
     rf"^(?P<place>[A-Z][A-Za-z.' -]{{1,40}}?(?:,\s*[A-Z][A-Za-z.' -]{{1,30}}?)?)"
@@ -95,6 +94,19 @@ def title_from_body(body: str) -> str:
     return derive_title(first_sentence(dateline(body)[2] or body))
 
 
+def heading(line: str) -> str | None:
+    """The title of a Markdown `# Title` (or `# Title #`) line, else None. Parsed by hand: the regex
+    this replaces took cubic time on a heading followed by a long run of spaces."""
+    text = line.lstrip()
+    if len(line) - len(text) > 3 or len(text) < 2 or text[0] != "#" or not text[1].isspace():
+        return None
+    text = text[1:].strip()
+    closed = text.rstrip("#")
+    if closed != text and (not closed or closed[-1].isspace()):  # a closing `#` run after a space
+        text = closed.rstrip() or text
+    return text or None
+
+
 def _first_line(lines: list[str]) -> int | None:
     return next((i for i, line in enumerate(lines) if line.strip()), None)
 
@@ -109,8 +121,8 @@ def _headers(rest: str, meta: dict[str, str], markdown: bool) -> tuple[str, str,
         lines = lines[first + 1:]
     title = meta.get("title", "")
     first = _first_line(lines)
-    if (markdown or not title) and first is not None and (heading := _HEADING.match(lines[first])):
-        title = title or heading.group(1)
+    if (markdown or not title) and first is not None and (found := heading(lines[first])):
+        title = title or found
         lines = lines[first + 1:]
     return title, summary, date, "\n".join(lines)
 

@@ -142,3 +142,28 @@ def test_url_ingest_refuses_internal_addresses_unless_allowed(tmp_path, small_em
     with served(settings, open_service(settings, embedder=small_embedder)) as client:
         report = client.post("/ingest", json={"urls": urls[:1]}, headers=auth).json()
         assert (report["added"], report["failed"]) == (1, []) and _Article.hits == ["/memo.txt"]
+
+
+@pytest.mark.parametrize("reply", [b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\nshort",
+                                   b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n"])
+def test_a_malformed_http_reply_is_a_named_failure(reply):
+    import socket
+
+    from ingest.read import fetch_url
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(reply)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/story.txt"
+    articles, failures = fetch_url(url, timeout=5, max_bytes=1 << 20)
+    thread.join(5)
+    listener.close()
+    assert articles == [] and len(failures) == 1 and failures[0].path == url
+    assert failures[0].error.startswith("cannot fetch: malformed HTTP response"), failures[0].error
