@@ -5,14 +5,20 @@ Chroma is the source of truth. Everything here is rebuilt from it and persisted 
 every article id with its content hash and status). `Indexes.open` loads the saved copy when its
 fingerprint matches the store and rebuilds it otherwise, so the indexes follow every ingest, update
 and delete — also one killed half-way, or made by another process (e.g. on a shared Chroma server).
-The build writes a new folder and swaps it in, so a crash never leaves a torn index.
+Only committed article versions are indexed: chunks whose article record is missing or holds another
+content hash (what a commit killed before its record was written leaves) are left out until a rerun
+completes them. A save writes a new folder and swaps it in with two renames, so the index folder is
+always either absent or one complete save — a process killed while saving never leaves a torn one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,7 @@ from assistant.query import Catalog
 from assistant.store import INDEXED, Store
 from ingest.quotes import QuoteIndex, extract_quotes
 
+log = logging.getLogger("newsqa.indexes")
 VERSION = 3
 _FIELDS = ("article_id", "title", "source", "published_at", "url", "category", "chunk_index",
            "char_start", "char_end")
@@ -68,9 +75,13 @@ def fingerprint(store: Store) -> str:
     return _store_fingerprint(store.chunk_ids(), [(i, m) for i, m, _ in store.all_records()])
 
 
-def build_catalog(records: list[tuple[str, dict[str, Any]]]) -> Catalog:
-    """The catalog (outlets, categories, date range, article refs) of the indexed article records."""
-    return Catalog.from_records({**m, "id": i} for i, m in records if m.get("status") == INDEXED)
+def catalog_of(table: ChunkTable) -> Catalog:
+    """The catalog (outlets, categories, date range, article refs) of the indexed articles, in table order
+    (the same whether the indexes were just built or loaded)."""
+    records: dict[str, dict[str, Any]] = {}
+    for m in table.meta:
+        records.setdefault(m["article_id"], m)
+    return Catalog.from_records({**m, "id": i} for i, m in records.items())
 
 
 class Indexes:
@@ -104,12 +115,15 @@ class Indexes:
         records = [(i, m) for i, m, _ in store.all_records()]
         current = _store_fingerprint(store.chunk_ids(), records)
         folder = cls.folder(data_dir, store)
+        _remove_leftovers(folder)
         try:
             saved = json.loads((folder / "meta.json").read_text())
             if saved.get("fingerprint") == current:
                 return cls._load(folder, current)
-        except (OSError, ValueError, KeyError):
-            pass  # missing or torn: rebuild below
+        except FileNotFoundError:
+            pass  # never saved: build below
+        except Exception as err:  # a damaged copy is only a cache: rebuild it
+            log.warning("rebuilding the indexes in %s: %s: %s", folder, type(err).__name__, err)
         built = cls.build(store, records, current)
         built.save(folder)
         return built
@@ -119,24 +133,40 @@ class Indexes:
 
     @classmethod
     def build(cls, store: Store, records: list[tuple[str, dict[str, Any]]], fp: str) -> Indexes:
-        ids, texts, metas = _all_chunks(store)
-        table = ChunkTable.from_rows(ids, texts, metas)
-        lexical = LexicalIndex.build([f"{table.header(i)}\n\n{t}" for i, t in enumerate(texts)])
+        committed = {i: m.get("content_hash") for i, m in records if m.get("status") == INDEXED}
+        table = ChunkTable.from_rows(*_all_chunks(store, committed))
+        lexical = LexicalIndex.build([f"{table.header(i)}\n\n{t}" for i, t in enumerate(table.texts)])
+        order = article_order(table)
+        wanted = set(order)
+        bodies = {i: body for i, _, body in store.all_records(include_body=True) if i in wanted and body}
         quotes = QuoteIndex()
-        bodies: dict[str, str] = {}
-        for article_id, meta, body in store.all_records(include_body=True):
-            if meta.get("status") == INDEXED and body:
-                quotes.add(article_id, extract_quotes(body))
-                bodies[article_id] = body
+        for article_id in order:
+            if article_id in bodies:
+                quotes.add(article_id, extract_quotes(bodies[article_id]))
         articles = LexicalIndex.build(_article_texts(table, bodies))
         owner, sentences = sentence_rows(table)
         return cls(table, lexical, articles, (owner, LexicalIndex.build(sentences)), quotes,
-                   build_catalog(records), fp)
+                   catalog_of(table), fp)
 
     def save(self, folder: Path) -> None:
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        """Write a new folder beside `folder` and swap it in (old one renamed aside, new one renamed in).
+
+        A save killed at any point leaves `folder` absent or complete, plus leftovers that the next open
+        removes; when another process swaps in its save at the same moment, that one is kept."""
+        tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp, old = folder.with_name(f"{folder.name}.tmp-{tag}"), folder.with_name(f"{folder.name}.old-{tag}")
         tmp.mkdir(parents=True)
+        self._write(tmp)
+        try:
+            if folder.exists():
+                folder.rename(old)
+            tmp.rename(folder)
+        except OSError as err:
+            log.info("index folder %s was swapped by another process (%s): keeping that one", folder, err)
+            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _write(self, tmp: Path) -> None:
         self.lexical.save(tmp / "bm25")
         self.articles.save(tmp / "bm25-articles")
         self.sentences.save(tmp / "bm25-sentences")
@@ -146,8 +176,6 @@ class Indexes:
              "ts": [None if np.isnan(t) else t for t in self.table.ts.tolist()]}))
         (tmp / "quotes.json").write_text(self.quotes.to_json())
         (tmp / "meta.json").write_text(json.dumps({"fingerprint": self.fingerprint, "version": VERSION}))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
 
     @classmethod
     def _load(cls, folder: Path, fp: str) -> Indexes:
@@ -158,7 +186,32 @@ class Indexes:
         lexical = LexicalIndex.load(folder / "bm25")
         articles = LexicalIndex.load(folder / "bm25-articles")
         sentences = (np.load(folder / "sentence-chunk.npy"), LexicalIndex.load(folder / "bm25-sentences"))
-        return cls(table, lexical, articles, sentences, quotes, _refs_from_table(table), fp)
+        return cls(table, lexical, articles, sentences, quotes, catalog_of(table), fp)
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Delete the `.tmp-PID-*`/`.old-PID-*` siblings of `folder` left by processes killed while saving."""
+    if not folder.parent.is_dir():
+        return
+    prefix = folder.name + "."
+    for path in folder.parent.iterdir():
+        if not path.name.startswith(prefix):
+            continue
+        kind, _, rest = path.name[len(prefix):].partition("-")
+        pid = rest.split("-", 1)[0]
+        legacy = kind == "tmp" and not rest  # the single `.tmp` folder of older versions
+        if legacy or (kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def sentence_rows(table: ChunkTable) -> tuple[np.ndarray, list[str]]:
@@ -187,14 +240,8 @@ def _article_texts(table: ChunkTable, bodies: dict[str, str]) -> list[str]:
     return [f"{table.header(first[a])}\n\n{bodies.get(a, '')}" for a in article_order(table)]
 
 
-def _refs_from_table(table: ChunkTable) -> Catalog:
-    records: dict[str, dict[str, Any]] = {}
-    for m in table.meta:
-        records.setdefault(m["article_id"], {**m, "status": INDEXED})
-    return build_catalog(list(records.items()))
-
-
-def _all_chunks(store: Store) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+def _all_chunks(store: Store, committed: dict[str, Any]) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Every chunk of a committed article version (`committed`: article id -> content hash), by id."""
     ids: list[str] = []
     texts: list[str] = []
     metas: list[dict[str, Any]] = []
@@ -206,5 +253,6 @@ def _all_chunks(store: Store) -> tuple[list[str], list[str], list[dict[str, Any]
         ids.extend(got["ids"])
         texts.extend(got["documents"])
         metas.extend(got["metadatas"])
-    order = sorted(range(len(ids)), key=lambda i: ids[i])
+    order = sorted((i for i, m in enumerate(metas) if m.get("article_id") in committed
+                    and committed[m["article_id"]] == m.get("content_hash")), key=lambda i: ids[i])
     return [ids[i] for i in order], [texts[i] for i in order], [metas[i] for i in order]

@@ -5,10 +5,12 @@ Two collections per embedder (so changing the embedder never mixes vector spaces
 `{prefix}-articles-{embedder}` holds one record per article (body, metadata, content hash, chunk
 count, MinHash signature, and a status: `indexed`, or `duplicate` of an earlier article).
 
-Committing an article is crash-safe without transactions: chunk ids carry the content hash, so
-(1) upserting the new chunks is idempotent, (2) deleting the article's chunks with any other hash
-removes stale ones, and (3) the article record, written last, marks the version as done. A run
-killed anywhere in between leaves a state that the next run of the same input completes exactly.
+Committing an article is crash-safe without transactions: (0) a stored version about to be replaced
+first loses its content hash, chunk ids carry the content hash, so (1) upserting the new chunks is
+idempotent, (2) deleting the article's chunks with any other hash removes stale ones, and (3) the
+article record, written last, marks the version as done. A run killed anywhere in between leaves a
+state that the next ingest of the article completes exactly — of the same input, or of the version
+stored before (step 0: it is no longer "unchanged", although step 2 may have deleted its chunks).
 Works the same on a local `PersistentClient` and on a Chroma server (`HttpClient`).
 """
 
@@ -126,9 +128,11 @@ class Store:
 
     # --- writes ------------------------------------------------------------------------------
     def commit_batch(self, items: Sequence[Pending]) -> None:
-        """Commit several articles in three steps (few round trips), each article still crash-safe:
-        1. upsert every new chunk; 2. delete every chunk of these articles not of their new version;
-        3. write the records — originals before the duplicates that may point at them."""
+        """Commit several articles in a few steps (few round trips), each article still crash-safe:
+        0. blank the content hash of the stored versions being replaced; 1. upsert every new chunk;
+        2. delete every chunk of these articles not of their new version; 3. write the records —
+        originals before the duplicates that may point at them."""
+        self._unmark_replaced({p.article.id: p.article.content_hash for p in items})
         indexed = [p for p in items if p.duplicate_of is None]
         rows = [(p, c, v) for p in indexed for c, v in zip(p.chunks, p.vectors, strict=True)]
         for start in range(0, len(rows), self.batch):
@@ -161,10 +165,20 @@ class Store:
         False when there was no such article. A copy ingested again later is then indexed on its own.
         """
         existed = bool(self.articles.get(ids=[article_id], include=[])["ids"])
+        self._unmark_replaced({article_id: None})  # a crash from here on: a re-ingest is not "unchanged"
         self._delete_chunks(article_id)  # chunks first: a crash leaves the record, so delete can be rerun
         self.articles.delete(where={"duplicate_of": article_id})
         self.articles.delete(ids=[article_id])
         return existed
+
+    def _unmark_replaced(self, new_hashes: dict[str, str | None]) -> None:
+        """Blank the content hash of stored records whose version is about to change (new hash given,
+        or None: deleted), so that no later ingest takes a half-replaced article for unchanged."""
+        changing = [i for i, m in self.records(list(new_hashes)).items()
+                    if m.get("content_hash") and m.get("content_hash") != new_hashes[i]]
+        for start in range(0, len(changing), self.batch):
+            part = changing[start : start + self.batch]
+            self.articles.update(ids=part, metadatas=[{"content_hash": ""} for _ in part])
 
     def _delete_chunks(self, article_id: str) -> None:
         self.chunks.delete(where={"article_id": article_id})

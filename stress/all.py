@@ -49,7 +49,7 @@ def main() -> None:
         print(f"   exit {result['exit_code']} in {result['wall_s']} s", file=sys.stderr, flush=True)
         results.append(result)
     summary = {"quick": args.quick, "passed": all(r["exit_code"] == 0 for r in results),
-               "scripts": {r["script"]: {"exit_code": r["exit_code"], "wall_s": r["wall_s"]} for r in results}}
+               "scripts": {r["script"]: {k: r[k] for k in ("exit_code", "wall_s")} for r in results}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary))
     sys.exit(0 if summary["passed"] else 1)
