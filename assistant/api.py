@@ -12,8 +12,6 @@ import contextlib
 import hmac
 import logging
 import tempfile
-import threading
-import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -29,8 +27,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.api_holder import ServiceHolder
 from assistant.api_models import (
     STREAM_RESPONSE,
     ArticleDetail,
@@ -42,11 +40,11 @@ from assistant.api_models import (
     UrlIngest,
     error_responses,
 )
-from assistant.api_security import RateLimiter, SecurityHeaders, retry_after
+from assistant.api_security import BodyLimit, RateLimiter, SecurityHeaders, retry_after
 from assistant.api_stream import answer_events
 from assistant.resources import resource_dir
 from assistant.schema import Answer, IsoDate
-from assistant.service import Service, open_service
+from assistant.service import Service
 from assistant.settings import Settings
 from assistant.store import INDEXED
 from ingest.models import IngestReport
@@ -55,55 +53,7 @@ log = logging.getLogger("newsqa.api")
 EXAMPLES = ["What did Qureshi say about Russia?", "What did Lavrov discuss with Imran Khan?",
             "What are the latest reports about artificial intelligence?",
             "Which companies did TechCrunch report on in October 2023?"]
-REFRESH_EVERY_S = 3.0
 MAX_UPLOAD_FILES = 50
-
-
-class ServiceHolder:
-    """The one shared Service: opened lazily, refreshed at most every REFRESH_EVERY_S seconds.
-
-    Requests never wait for a refresh: one request at a time checks the store (and rebuilds the indexes
-    when it changed) while the others go on with the current indexes, swapped in whole when ready. Only an
-    ingest (`force`) waits, so its answer reflects what it added. The article list is cached per indexes.
-    """
-
-    def __init__(self, settings: Settings, service: Service | None = None) -> None:
-        self.settings, self._service = settings, service
-        self._open_lock, self._refresh_lock = threading.Lock(), threading.Lock()
-        self.ingest_lock = threading.Lock()
-        self._checked = time.monotonic()
-        self._records: tuple[str, list[tuple[str, dict]]] = ("", [])
-
-    def get(self) -> Service:
-        if (service := self._service) is not None:
-            return service
-        with self._open_lock:
-            if self._service is None:
-                self._service = open_service(self.settings)
-                self._checked = time.monotonic()
-            return self._service
-
-    def fresh(self, force: bool = False) -> Service:
-        """The service, its indexes rebuilt first if the store changed (checked at most every few s)."""
-        service = self.get()
-        due = force or time.monotonic() - self._checked >= REFRESH_EVERY_S
-        if due and self._refresh_lock.acquire(blocking=force):
-            try:
-                service.refresh()
-                self._checked = time.monotonic()
-            finally:
-                self._refresh_lock.release()
-        return service
-
-    def records(self) -> list[tuple[str, dict]]:
-        """(id, metadata) of every article record, read once per version of the indexes."""
-        service = self.fresh()
-        key, records = self._records
-        if key != service.indexes.fingerprint:
-            key = service.indexes.fingerprint
-            records = [(i, m) for i, m, _ in service.store.all_records()]
-            self._records = (key, records)
-        return records
 
 
 def _holder(request: Request) -> ServiceHolder:
@@ -146,38 +96,6 @@ def _rate_limit(request: Request) -> None:
 
 
 RateLimited = Annotated[None, Depends(_rate_limit)]
-
-
-class BodyLimit:
-    """413 for a request body over `limit` bytes: by its Content-Length, or by counting what arrives."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.limit:
-            await JSONResponse({"detail": _too_large(self.limit)}, 413)(scope, receive, send)
-            return
-        received = 0
-
-        async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:  # HTTPException passes through FastAPI's body parsing
-                    raise HTTPException(413, _too_large(self.limit))
-            return message
-
-        await self.app(scope, counted, send)
-
-
-def _too_large(limit: int) -> str:
-    return f"request body too large (limit {limit} bytes)"
 
 
 def _validation_error(field: str, message: str, kind: str = "value_error") -> RequestValidationError:

@@ -1,4 +1,4 @@
-"""API security: headers on every response, and the per-client rate limit on questions.
+"""API security: headers on every response, the request body limit, and the per-client rate limit.
 
 Pages get a Content-Security-Policy without inline script or style (the UI needs none) and may not be
 framed; every response gets nosniff and no referrer. The OpenAPI docs pages (/docs, /redoc) load
@@ -14,6 +14,8 @@ import threading
 import time
 from collections import OrderedDict
 
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
@@ -75,3 +77,35 @@ class RateLimiter:
 def retry_after(wait: float) -> str:
     """A Retry-After header value: whole seconds, at least 1."""
     return str(max(1, math.ceil(wait)))
+
+
+class BodyLimit:
+    """413 for a request body over `limit` bytes: by its Content-Length, or by counting what arrives."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            await JSONResponse({"detail": _too_large(self.limit)}, 413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:  # HTTPException passes through FastAPI's body parsing
+                    raise HTTPException(413, _too_large(self.limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large(limit: int) -> str:
+    return f"request body too large (limit {limit} bytes)"

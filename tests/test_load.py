@@ -166,7 +166,7 @@ def test_requests_do_not_wait_for_another_requests_refresh(api):
     ones (only an ingest's forced refresh waits)."""
     import threading
 
-    from assistant.api import ServiceHolder
+    from assistant.api_holder import ServiceHolder
 
     holder = ServiceHolder(api["settings"], api["service"])
     holder._checked = 0.0  # a refresh is due
@@ -181,3 +181,30 @@ def test_requests_do_not_wait_for_another_requests_refresh(api):
     finally:
         holder._refresh_lock.release()
     assert forced.wait(20)
+
+
+def test_a_due_check_refreshes_in_the_background_and_finds_another_writers_articles(tmp_path, small_embedder):
+    """Another process (here: a direct ingest) adds an article; the next request past the check interval
+    starts a background refresh, which swaps in indexes that hold the new article."""
+    import threading
+
+    from assistant.api_holder import ServiceHolder
+
+    settings = make_settings(tmp_path / "data")
+    ingest([str(SEED)], open_store(settings), small_embedder, settings)
+    holder = ServiceHolder(settings, open_service(settings, embedder=small_embedder))
+    before = holder.get().indexes.fingerprint
+    record = shortest_records(1)[0]
+    new = write_articles(tmp_path / "new.json", [record])
+    ingest([str(new)], open_store(settings), small_embedder, settings)
+    assert holder.fresh().indexes.fingerprint == before  # not yet due: nothing checked
+    holder._checked = 0.0
+    holder.fresh()  # due: the check starts in a background thread
+    for _ in range(600):
+        if holder.get().indexes.fingerprint != before:
+            break
+        threading.Event().wait(0.05)
+    titles = {m["title"] for _, m in holder.records()}
+    assert holder.get().indexes.fingerprint != before and record["title"] in titles
+    found = holder.get().retriever.retrieve(record["title"])
+    assert found.passages and found.passages[0].title == record["title"]
