@@ -288,5 +288,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # keep-alive longer than most clients' idle expiry, so they drop idle connections before the server does
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=30)
 

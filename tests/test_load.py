@@ -9,11 +9,7 @@ runs the same load at 50 clients for minutes and measures it; nothing here is ti
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -24,20 +20,8 @@ from test_api import make_settings, served
 from assistant.llm import OpenAILLM
 from assistant.service import open_service, open_store
 from ingest.pipeline import ingest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stress_load", ROOT / "stress" / "load.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-load = _load_module()
+from stress import load
+from stress.load_checks import Checker, Recorder, chunk_problem
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +47,7 @@ def api(tmp_path_factory, small_embedder) -> Iterator[dict[str, Any]]:
 def checker(api: dict[str, Any]) -> Any:
     vocab = sorted({w.lower() for r in api["records"] for w in r["title"].split() if len(w) > 3})
     sources = sorted({r["source"] for r in api["records"]})
-    return load.Checker(load.Recorder(), list(api["questions"]), vocab, sources, model="scripted")
+    return Checker(Recorder(), list(api["questions"]), vocab, sources, model="scripted")
 
 
 def failures(c: Any) -> str:
@@ -103,12 +87,12 @@ def test_chunk_problem_names_what_is_torn():
     body = "First sentence here. Second one there."
     whole = {"id": "a", "body": body, "chunks": [{"index": 0, "char_start": 0, "char_end": 20},
                                                  {"index": 1, "char_start": 21, "char_end": len(body)}]}
-    assert load.chunk_problem(whole) is None
-    assert "no chunks" in load.chunk_problem({**whole, "chunks": []})
+    assert chunk_problem(whole) is None
+    assert "no chunks" in chunk_problem({**whole, "chunks": []})
     gap = {**whole, "chunks": [whole["chunks"][1]]}
-    assert "indexes [1]" in load.chunk_problem(gap)
+    assert "indexes [1]" in chunk_problem(gap)
     past = {**whole, "body": body[:10]}
-    assert "outside a body of 10" in load.chunk_problem(past)
+    assert "outside a body of 10" in chunk_problem(past)
 
 
 async def _health(base_url: str) -> dict[str, Any]:
