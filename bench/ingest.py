@@ -49,8 +49,8 @@ def main() -> None:
         texts = [t for a in articles for t in embed_texts(a, chunk_article(a, settings.chunk_tokens,
                                                                               settings.chunk_overlap))]
         embedder = make_embedder(settings)
-        embedder.embed(texts[:8])  # warm up
         window = settings.ingest_window
+        embedder.embed(texts[:window])  # warm up on a whole window (8 texts left it cold)
         t0 = time.perf_counter()
         for start in range(0, len(texts), window):
             embedder.embed(texts[start : start + window])
