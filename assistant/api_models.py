@@ -20,9 +20,6 @@ BLANK = "\\t\\n\\v\\f\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u20
 NOT_BLANK = f"[^{BLANK}]"
 
 
-
-
-
 class AskRequest(BaseModel):
     """A question, the earlier turns of the conversation, optional filters and how many passages to use."""
 
