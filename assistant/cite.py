@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from assistant.markup import plain_claim, strip_links, url_key
 from assistant.schema import Citation, Passage
-from assistant.sentences import MARKER_RUN, STOPWORDS, _sentence_spans, instruction_flags
+from assistant.sentences import MARKER_RUN, STOPWORDS, _sentence_spans, flagged_spans
 from assistant.sentences import is_refusal as is_refusal
 from assistant.sentences import split_sentences as split_sentences
 
@@ -109,15 +109,14 @@ class _Doc(NamedTuple):
 
 @lru_cache(maxsize=512)
 def _doc(text: str) -> _Doc:
-    spans = tuple(_sentence_spans(text))
+    flagged = flagged_spans(text)
     caps: set[str] = set()
     lower: set[str] = set()
     for match in _TOKEN.finditer(text):
         (caps if match.group()[0].isupper() else lower).add(_normalise(match.group()))
-    flags = instruction_flags(text, spans)  # a model's orders are no evidence
-    sets = tuple(frozenset() if bad else frozenset(_terms(text[s:e]))
-                 for (s, e), bad in zip(spans, flags, strict=True))
-    return _Doc(spans, sets, frozenset(caps - lower))
+    # a model's orders are no evidence
+    sets = tuple(frozenset() if bad else frozenset(_terms(text[s:e])) for s, e, bad in flagged)
+    return _Doc(tuple((s, e) for s, e, _ in flagged), sets, frozenset(caps - lower))
 
 
 def _windows(doc: _Doc) -> Iterator[tuple[int, int, frozenset[str]]]:

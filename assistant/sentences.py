@@ -10,6 +10,7 @@ article's orders to a model ("ignore previous instructions", `is_instruction`, `
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _MARKER = r"\[\s*\d{1,3}(?:\s*,\s*\d{1,3})*\s*\](?!\()"
 MARKER_RUN = re.compile(rf"{_MARKER}(?:[ \t]*{_MARKER})*")
@@ -80,11 +81,17 @@ def split_sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in _sentence_spans(text)]
 
 
+@lru_cache(maxsize=4096)
+def flagged_spans(text: str) -> tuple[tuple[int, int, bool], ...]:
+    """(start, end, is an instruction to a model) of each sentence of `text` — one computation per passage
+    text, shared by the extractive answerer and the citation check (both read the same passages)."""
+    spans = _sentence_spans(text)
+    return tuple((s, e, flag) for (s, e), flag in zip(spans, instruction_flags(text, spans), strict=True))
+
+
 def news_sentences(text: str) -> list[str]:
     """The sentences of `text` that report news: those speaking to a model (see `is_instruction`) left out."""
-    spans = _sentence_spans(text)
-    flags = instruction_flags(text, spans)
-    return [text[s:e] for (s, e), flagged in zip(spans, flags, strict=True) if not flagged]
+    return [text[s:e] for s, e, flagged in flagged_spans(text) if not flagged]
 
 
 _MODEL = r"(?:ai|assistants?|chatbots?|(?:large\s+)?language\s+models?|llms?|gpt)"
