@@ -2,7 +2,8 @@
 end exactly like a clean run's, and what a killed run leaves is never half visible to readers.
 
 The CLI runs with a pty stderr, so it draws its progress bar (one tick per committed article). It is
-killed once early (models loading, chunks embedding), then when the bar passes seeded article counts
+killed once early (its first window embedded, nothing committed: a crashkit
+hook kills it on entering `Store.commit_batch`), then when the bar passes seeded article counts
 plus a seeded few ms, then exactly between a window's chunk upsert and its record write (a crashkit
 hook kills it on entering `Store._write_records`). The indexes opened on that partial store show no
 chunk of an uncommitted article. After the rerun the store (records, chunk ids, texts, metadata,
@@ -72,7 +73,9 @@ def test_killed_ingest_completes_exactly_like_a_clean_run(tmp_path, settings, sm
     crash_dir = tmp_path / "crashed"
     env = cli_env(crash_dir, NEWSQA_INGEST_WINDOW="3")  # small windows: many commits to land kills between
     rng = random.Random(20240607)
-    assert runs(inputs, env).kill_after(rng.uniform(0.5, 2.5)) == 0  # before anything is committed
+    first = runs(inputs, {**env, "CRASH_AT_CALL": "commit_batch:1"}, hooked_cli())
+    assert first.finish(ok=(-9,)) == {}  # killed with a window embedded, before anything is committed
+    assert first.ticks == 0 and open_store(crash_dir).chunk_ids() == []
     # the bar redraws at most every 0.1 s, so it may trail the commits by an article or two: leave room
     tick = rng.choice(range(2, n - 6, 3))  # one of 2, 5, 8 articles
     seen = runs(inputs, env).kill_at_tick(tick, extra_s=rng.uniform(0, 0.04))
