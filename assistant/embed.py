@@ -15,7 +15,7 @@ import importlib.util
 import os
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -121,9 +121,8 @@ class OnnxEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        lengths = [len(e.ids) for e in encodings]
+        for rows in _length_batches(lengths, self.batch_size):
             out[rows] = self._run([encodings[i].ids for i in rows])
         return out
 
@@ -187,6 +186,23 @@ class HashEmbedder:
             for word in re.findall(r"\w+", text.lower()):
                 out[row, zlib.crc32(word.encode()) % self.dim] += 1.0
         return _normalize(out)
+
+
+def _length_batches(lengths: Sequence[int], size: int) -> Iterator[list[int]]:
+    """Positions grouped into batches of similar token length (shortest first), at most `size` each.
+
+    Every text of a batch is padded to its longest, and padding costs as much as text: a question
+    batched with its shorter clauses cost 30-45 % more CPU than each embedded alone (MiniLM-L3/L6,
+    4 texts per question). A batch ends where the next text is over a quarter (+4 tokens) longer
+    than its first; chunks of similar length still go in full batches."""
+    batch: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if batch and (len(batch) >= size or lengths[i] > 1.25 * lengths[batch[0]] + 4):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
 
 
 def _normalize(vectors: np.ndarray) -> np.ndarray:

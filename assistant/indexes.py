@@ -19,48 +19,20 @@ import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from assistant.chunktable import ChunkTable, Positions, article_header
+from assistant.dense import Dense
 from assistant.lexical import LexicalIndex
 from assistant.query import Catalog
 from assistant.store import INDEXED, Store
 from ingest.quotes import QuoteIndex, extract_quotes
 
 log = logging.getLogger("newsqa.indexes")
-VERSION = 3
-_FIELDS = ("article_id", "title", "source", "published_at", "url", "category", "chunk_index",
-           "char_start", "char_end")
-
-
-@dataclass
-class ChunkTable:
-    """Every chunk's id, text and article metadata, in one order shared by all indexes."""
-
-    ids: list[str]
-    texts: list[str]
-    meta: list[dict[str, Any]]
-    ts: np.ndarray  # publication instants (epoch seconds; NaN when unknown)
-    sources: np.ndarray  # outlet of each chunk (object array)
-    categories: np.ndarray
-
-    @classmethod
-    def from_rows(cls, ids: list[str], texts: list[str], metas: list[dict[str, Any]]) -> ChunkTable:
-        numeric = ("chunk_index", "char_start", "char_end")
-        meta = [{k: m.get(k, 0 if k in numeric else "") for k in _FIELDS} for m in metas]
-        ts = np.array([float(m["published_ts"]) if m.get("published_ts") is not None else np.nan
-                       for m in metas], dtype=np.float64)
-        return cls(ids, texts, meta, ts, np.array([m["source"] for m in meta], dtype=object),
-                   np.array([m["category"] for m in meta], dtype=object))
-
-    def header(self, i: int) -> str:
-        m = self.meta[i]
-        return " | ".join(p for p in (m["title"], m["source"], str(m["published_at"])[:10]) if p)
-
-
+VERSION = 4
 def _store_fingerprint(chunk_ids: list[str], records: list[tuple[str, dict[str, Any]]]) -> str:
     digest = hashlib.sha256(f"v{VERSION}".encode())
     for cid in sorted(chunk_ids):
@@ -78,10 +50,7 @@ def fingerprint(store: Store) -> str:
 def catalog_of(table: ChunkTable) -> Catalog:
     """The catalog (outlets, categories, date range, article refs) of the indexed articles, in table order
     (the same whether the indexes were just built or loaded)."""
-    records: dict[str, dict[str, Any]] = {}
-    for m in table.meta:
-        records.setdefault(m["article_id"], m)
-    return Catalog.from_records({**m, "id": i} for i, m in records.items())
+    return Catalog.from_records({**a, "id": a["article_id"]} for a in table.articles)
 
 
 class Indexes:
@@ -89,20 +58,19 @@ class Indexes:
 
     def __init__(self, table: ChunkTable, lexical: LexicalIndex, articles: LexicalIndex,
                  sentences: tuple[np.ndarray, LexicalIndex], quotes: QuoteIndex, catalog: Catalog,
-                 fingerprint: str) -> None:
+                 fingerprint: str, vectors: np.ndarray) -> None:
         self.table, self.lexical, self.articles, self.quotes = table, lexical, articles, quotes
         self.catalog, self.fingerprint = catalog, fingerprint
-        self.position = {cid: i for i, cid in enumerate(table.ids)}
+        self.generation: str | None = None  # the store's change token these match (None: unknown)
+        self.position = Positions(table.ids)
+        self.dense = Dense(vectors, self.position)
         self.article_ids = article_order(table)
-        self.article_chunks: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(self.article_ids)
-        self.chunk_article = np.zeros(len(table.ids), dtype=np.int64)
-        self.article_index = index = {a: n for n, a in enumerate(self.article_ids)}
-        grouped: dict[int, list[int]] = {}
-        for i, m in enumerate(table.meta):
-            grouped.setdefault(index[m["article_id"]], []).append(i)
-            self.chunk_article[i] = index[m["article_id"]]
-        for n, rows in grouped.items():
-            self.article_chunks[n] = np.array(sorted(rows, key=lambda i: table.meta[i]["chunk_index"]))
+        self.article_index = {a: n for n, a in enumerate(self.article_ids)}
+        self.chunk_article = table.article.astype(np.int64)
+        # each article's chunk rows in reading order (chunk_index), split at the article boundaries
+        order = np.lexsort((table.meta.numbers[:, 0], self.chunk_article))
+        counts = np.bincount(self.chunk_article, minlength=len(self.article_ids))
+        self.article_chunks: list[np.ndarray] = np.split(order, np.cumsum(counts)[:-1]) if counts.size else []
         self.sentence_chunk, self.sentences = sentences
 
     @staticmethod
@@ -112,6 +80,7 @@ class Indexes:
     @classmethod
     def open(cls, store: Store, data_dir: Path) -> Indexes:
         """The saved indexes when they match the store, else freshly built ones (saved for next time)."""
+        token = store.generation()  # read first: a write from here on moves it, and the next check sees it
         records = [(i, m) for i, m, _ in store.all_records()]
         current = _store_fingerprint(store.chunk_ids(), records)
         folder = cls.folder(data_dir, store)
@@ -119,23 +88,37 @@ class Indexes:
         try:
             saved = json.loads((folder / "meta.json").read_text())
             if saved.get("fingerprint") == current:
-                return cls._load(folder, current)
+                return cls._load(folder, current).at(token)
         except FileNotFoundError:
             pass  # never saved: build below
         except Exception as err:  # a damaged copy is only a cache: rebuild it
             log.warning("rebuilding the indexes in %s: %s: %s", folder, type(err).__name__, err)
         built = cls.build(store, records, current)
         built.save(folder)
-        return built
+        return built.at(token)
+
+    def at(self, token: str | None) -> Indexes:
+        """Tag these indexes with the store's change token read before they were built or checked."""
+        self.generation = token
+        return self
 
     def is_current(self, store: Store) -> bool:
-        return fingerprint(store) == self.fingerprint
+        """Whether the store still holds what these indexes were built from. The store's change token
+        is checked first (one small read); only when it moved is every id read and fingerprinted."""
+        token = store.generation()
+        if token is not None and token == self.generation:
+            return True
+        current = fingerprint(store) == self.fingerprint
+        if current:
+            self.generation = token
+        return current
 
     @classmethod
     def build(cls, store: Store, records: list[tuple[str, dict[str, Any]]], fp: str) -> Indexes:
         committed = {i: m.get("content_hash") for i, m in records if m.get("status") == INDEXED}
-        table = ChunkTable.from_rows(*_all_chunks(store, committed))
-        lexical = LexicalIndex.build([f"{table.header(i)}\n\n{t}" for i, t in enumerate(table.texts)])
+        ids, texts, metas, vectors = _all_chunks(store, committed)
+        table = ChunkTable.from_rows(ids, texts, metas)
+        lexical = LexicalIndex.build([f"{table.header(i)}\n\n{t}" for i, t in enumerate(texts)])
         order = article_order(table)
         wanted = set(order)
         bodies = {i: body for i, _, body in store.all_records(include_body=True) if i in wanted and body}
@@ -146,7 +129,7 @@ class Indexes:
         articles = LexicalIndex.build(_article_texts(table, bodies))
         owner, sentences = sentence_rows(table)
         return cls(table, lexical, articles, (owner, LexicalIndex.build(sentences)), quotes,
-                   catalog_of(table), fp)
+                   catalog_of(table), fp, vectors)
 
     def save(self, folder: Path) -> None:
         """Write a new folder beside `folder` and swap it in (old one renamed aside, new one renamed in).
@@ -171,22 +154,22 @@ class Indexes:
         self.articles.save(tmp / "bm25-articles")
         self.sentences.save(tmp / "bm25-sentences")
         np.save(tmp / "sentence-chunk.npy", self.sentence_chunk)
-        (tmp / "chunks.json").write_text(json.dumps(
-            {"ids": self.table.ids, "texts": self.table.texts, "meta": self.table.meta,
-             "ts": [None if np.isnan(t) else t for t in self.table.ts.tolist()]}))
+        np.save(tmp / "vectors.npy", np.ascontiguousarray(self.dense.vectors, dtype=np.float32))
+        self.table.save(tmp)
         (tmp / "quotes.json").write_text(self.quotes.to_json())
         (tmp / "meta.json").write_text(json.dumps({"fingerprint": self.fingerprint, "version": VERSION}))
 
     @classmethod
     def _load(cls, folder: Path, fp: str) -> Indexes:
-        raw = json.loads((folder / "chunks.json").read_text())
-        metas = [{**m, "published_ts": t} for m, t in zip(raw["meta"], raw["ts"], strict=True)]
-        table = ChunkTable.from_rows(raw["ids"], raw["texts"], metas)
+        table = ChunkTable.load(folder)
         quotes = QuoteIndex.from_json((folder / "quotes.json").read_text())
         lexical = LexicalIndex.load(folder / "bm25")
         articles = LexicalIndex.load(folder / "bm25-articles")
         sentences = (np.load(folder / "sentence-chunk.npy"), LexicalIndex.load(folder / "bm25-sentences"))
-        return cls(table, lexical, articles, sentences, quotes, catalog_of(table), fp)
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")  # paged in as the scans touch it
+        if len(vectors) != len(table.ids):
+            raise ValueError(f"{len(vectors)} vectors for {len(table.ids)} chunks")
+        return cls(table, lexical, articles, sentences, quotes, catalog_of(table), fp, vectors)
 
 
 def _remove_leftovers(folder: Path) -> None:
@@ -229,30 +212,33 @@ def sentence_rows(table: ChunkTable) -> tuple[np.ndarray, list[str]]:
 
 def article_order(table: ChunkTable) -> list[str]:
     """Article ids in the order of their first chunk: the rows of the article-level index."""
-    return list(dict.fromkeys(m["article_id"] for m in table.meta))
+    return [a["article_id"] for a in table.articles]
 
 
 def _article_texts(table: ChunkTable, bodies: dict[str, str]) -> list[str]:
     """Header line and whole body of each article, for article-level BM25."""
-    first: dict[str, int] = {}
-    for i, m in enumerate(table.meta):
-        first.setdefault(m["article_id"], i)
-    return [f"{table.header(first[a])}\n\n{bodies.get(a, '')}" for a in article_order(table)]
+    return [f"{article_header(a)}\n\n{bodies.get(a['article_id'], '')}" for a in table.articles]
 
 
-def _all_chunks(store: Store, committed: dict[str, Any]) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """Every chunk of a committed article version (`committed`: article id -> content hash), by id."""
+def _all_chunks(store: Store, committed: dict[str, Any]
+                ) -> tuple[list[str], list[str], list[dict[str, Any]], np.ndarray]:
+    """Every chunk of a committed article version (`committed`: article id -> content hash), by id,
+    with its embedding (rows of one float32 matrix)."""
     ids: list[str] = []
     texts: list[str] = []
     metas: list[dict[str, Any]] = []
+    blocks: list[np.ndarray] = []
     page = store.batch * 5
     while True:
-        got = store.chunks.get(include=["documents", "metadatas"], limit=page, offset=len(ids))
+        got = store.chunks.get(include=["documents", "metadatas", "embeddings"], limit=page, offset=len(ids))
         if not got["ids"]:
             break
         ids.extend(got["ids"])
         texts.extend(got["documents"])
         metas.extend(got["metadatas"])
+        blocks.append(np.asarray(got["embeddings"], dtype=np.float32))
     order = sorted((i for i, m in enumerate(metas) if m.get("article_id") in committed
                     and committed[m["article_id"]] == m.get("content_hash")), key=lambda i: ids[i])
-    return [ids[i] for i in order], [texts[i] for i in order], [metas[i] for i in order]
+    dim = blocks[0].shape[1] if blocks else 0
+    vectors = np.concatenate(blocks)[order] if blocks else np.zeros((0, dim), np.float32)
+    return [ids[i] for i in order], [texts[i] for i in order], [metas[i] for i in order], vectors

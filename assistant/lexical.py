@@ -84,4 +84,5 @@ class LexicalIndex:
         size = int(json.loads((folder / "size.json").read_text())["size"])
         if not size:
             return cls.build([])
-        return cls(bm25s.BM25.load(str(folder), show_progress=False), size)
+        # memory-mapped: a query reads the postings of its own words, not the whole index
+        return cls(bm25s.BM25.load(str(folder), mmap=True, show_progress=False), size)

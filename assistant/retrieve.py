@@ -108,13 +108,17 @@ class Retriever:
         vectors = self.embedder.embed(dense_texts)
         t2 = time.perf_counter()
         bm25 = self.indexes.lexical.scores(text)
-        lists = [(self._main(text, bm25, vectors[0], mask, f), 1.0)]
+        scoped = [self._clause_scope(clause, mask) for clause in clauses]
+        dense_masks = [mask, *(own for _, own in scoped)][: len(vectors)]
+        dense = self.indexes.dense.rank(vectors, dense_masks, self.tuning.depth, self.store.chunks)
+        lists = [(self._main(text, bm25, dense[0], mask), 1.0)]
         for sub in the_plan.subqueries:
             hop_mask = mask & self._mask(sub.sources, [], sub.since, sub.until)
             lists.append((self._hop(sub.text, hop_mask, bm25), self.tuning.hop_weight))
-        clause_vectors = list(vectors[1:]) or [None] * len(clauses)
-        for clause, vector in zip(clauses, clause_vectors, strict=True):
-            lists.extend(self._clause_lists(clause, mask, bm25, f, vector))
+        for n, (clause, own) in enumerate(scoped, start=1):
+            lists.append((self._clause(clause.text, own, bm25), self.tuning.probe_weight))
+            if n < len(dense):
+                lists.append(([(i, 0.0) for i in dense[n]], self.tuning.clause_dense))
         order = self._merge(self._quote_chunks(the_plan, mask), lists, k)
         t3 = time.perf_counter()
         allowed = int(mask.sum())
@@ -140,8 +144,7 @@ class Retriever:
                 mask &= table.ts <= hi
         return mask
 
-    def _main(self, text: str, bm25: np.ndarray, vector: np.ndarray, mask: np.ndarray,
-              filters: Filters) -> Ranked:
+    def _main(self, text: str, bm25: np.ndarray, dense: list[int], mask: np.ndarray) -> Ranked:
         """Lexical (chunk + best sentence) and dense rankings of the whole question, fused by rank."""
         if not mask.any():
             return []
@@ -150,7 +153,7 @@ class Retriever:
         for rank, (i, _) in enumerate(self._clause(text, mask, bm25, 0.0, tune.depth, own_bm25=bm25)):
             fused[i] = 1.0 / (tune.dense_rrf + rank)
         if tune.dense_weight > 0:
-            for rank, i in enumerate(self._dense(vector, filters, mask)):
+            for rank, i in enumerate(dense):
                 fused[i] = fused.get(i, 0.0) + tune.dense_weight / (tune.dense_rrf + rank)
         return sorted(fused.items(), key=lambda kv: -kv[1])
 
@@ -168,17 +171,10 @@ class Retriever:
         top = np.argsort(-key, kind="stable")[: depth or self.tuning.list_depth]
         return [(int(allowed[j]), float(key[j])) for j in top if key[j] > 0]
 
-    def _clause_lists(self, clause: SubQuery, mask: np.ndarray, bm25: np.ndarray, filters: Filters,
-                      vector: np.ndarray | None) -> list[tuple[Ranked, float]]:
-        """A clause's lexical ranking and (with a vector) its dense one, inside the outlets it names."""
-        own = mask & self._mask(clause.sources, [], None, None)
-        if not own.any():
-            own, clause = mask, clause.model_copy(update={"sources": []})
-        out = [(self._clause(clause.text, own, bm25), self.tuning.probe_weight)]
-        if vector is not None:
-            where = filters.model_copy(update={"sources": clause.sources or filters.sources})
-            out.append(([(i, 0.0) for i in self._dense(vector, where, own)], self.tuning.clause_dense))
-        return out
+    def _clause_scope(self, clause: SubQuery, mask: np.ndarray) -> tuple[SubQuery, np.ndarray]:
+        """A clause and the chunks it is ranked among: inside the outlets it names (all, if none allowed)."""
+        own = mask & self._mask(clause.sources, [], None, None) if clause.sources else mask
+        return (clause, own) if own.any() else (clause.model_copy(update={"sources": []}), mask)
 
     def _chunk_scores(self, text: str, chunk_bm25: np.ndarray | None = None) -> np.ndarray:
         """Chunk BM25 (given, or computed) plus the BM25 of the chunk's best-matching sentence (both
@@ -216,16 +212,6 @@ class Retriever:
                 if round_ < len(ranked):
                     out.append(ranked[round_])
         return out
-
-    def _dense(self, vector: np.ndarray, filters: Filters, mask: np.ndarray) -> list[int]:
-        """Chunk positions by cosine similarity, from Chroma with the hard filters as `where`."""
-        where = _where(filters)
-        n = min(self.tuning.depth, int(mask.sum()))
-        if n == 0:
-            return []
-        got = self.store.chunks.query(query_embeddings=[vector], n_results=n, where=where, include=[])
-        position = self.indexes.position
-        return [p for cid in got["ids"][0] if (p := position.get(cid)) is not None and mask[p]]
 
     def _quote_chunks(self, the_plan: QueryPlan, mask: np.ndarray) -> Ranked:
         """Chunks holding the asked speaker's quotes, those sharing most words with the topic first."""
@@ -278,20 +264,3 @@ def _dedup(items: Ranked) -> Ranked:
     for i, s in items:
         best.setdefault(i, s)
     return list(best.items())
-
-
-def _where(filters: Filters) -> dict[str, Any] | None:
-    """The Chroma `where` clause of the hard filters."""
-    conds: list[dict[str, Any]] = []
-    if filters.sources:
-        conds.append({"source": {"$in": list(filters.sources)}})
-    if filters.categories:
-        conds.append({"category": {"$in": list(filters.categories)}})
-    lo, hi = _day_bounds(filters.since, filters.until)
-    if lo is not None:
-        conds.append({"published_ts": {"$gte": int(lo)}})
-    if hi is not None:
-        conds.append({"published_ts": {"$lte": int(hi)}})
-    if not conds:
-        return None
-    return conds[0] if len(conds) == 1 else {"$and": conds}

@@ -16,6 +16,7 @@ Works the same on a local `PersistentClient` and on a Chroma server (`HttpClient
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from assistant.settings import Settings
 from ingest.models import Article, Chunk
 
 INDEXED, DUPLICATE = "indexed", "duplicate"
+_GENERATION = "generation"
 
 
 @dataclass
@@ -78,6 +80,19 @@ class Store:
         self.articles = client.get_or_create_collection(
             f"{prefix}-articles-{embedder_name}", embedding_function=None, configuration=space)
         self.batch = max(1, min(1000, client.get_max_batch_size()))
+        self._state = client.get_or_create_collection(
+            f"{prefix}-state-{embedder_name}", embedding_function=None, configuration=space)
+
+    # --- change marker -------------------------------------------------------------------------
+    def generation(self) -> str | None:
+        """A token every write replaces, at its start and its end (None: never written by this version).
+        One small read, so readers can check for changes often; equal tokens mean nothing changed
+        (a write killed midway leaves its start token, which no index was built at before it)."""
+        got = self._state.get(ids=[_GENERATION], include=["metadatas"])
+        return str(got["metadatas"][0]["token"]) if got["ids"] and got["metadatas"] else None
+
+    def _bump(self) -> None:
+        self._state.upsert(ids=[_GENERATION], embeddings=[[1.0]], metadatas=[{"token": uuid.uuid4().hex}])
 
     # --- reads -------------------------------------------------------------------------------
     def records(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -132,6 +147,7 @@ class Store:
         0. blank the content hash of the stored versions being replaced; 1. upsert every new chunk;
         2. delete every chunk of these articles not of their new version; 3. write the records —
         originals before the duplicates that may point at them."""
+        self._bump()
         self._unmark_replaced({p.article.id: p.article.content_hash for p in items})
         indexed = [p for p in items if p.duplicate_of is None]
         rows = [(p, c, v) for p in indexed for c, v in zip(p.chunks, p.vectors, strict=True)]
@@ -158,6 +174,7 @@ class Store:
             means.update(zip(got["ids"], (np.asarray(e, dtype=np.float32) for e in got["embeddings"]),
                              strict=True))
         self._write_records([(p, means[p.duplicate_of]) for p in copies if p.duplicate_of])
+        self._bump()
 
     def delete(self, article_id: str) -> bool:
         """Remove an article, all its chunks and the records of its syndicated copies.
@@ -165,10 +182,12 @@ class Store:
         False when there was no such article. A copy ingested again later is then indexed on its own.
         """
         existed = bool(self.articles.get(ids=[article_id], include=[])["ids"])
+        self._bump()
         self._unmark_replaced({article_id: None})  # a crash from here on: a re-ingest is not "unchanged"
         self._delete_chunks(article_id)  # chunks first: a crash leaves the record, so delete can be rerun
         self.articles.delete(where={"duplicate_of": article_id})
         self.articles.delete(ids=[article_id])
+        self._bump()
         return existed
 
     def _unmark_replaced(self, new_hashes: dict[str, str | None]) -> None:

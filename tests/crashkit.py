@@ -73,12 +73,27 @@ def quote_entries(ix: Indexes) -> list[tuple[str, str, str, tuple[str, ...]]]:
     return out
 
 
+class Close:
+    """Chunk embeddings compared with a tolerance (batches of another composition round differently)."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = np.asarray(vectors)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Close) and self.vectors.shape == other.vectors.shape
+                and bool(np.allclose(self.vectors, other.vectors, atol=1e-5)))
+
+    def __repr__(self) -> str:
+        return f"Close({self.vectors.shape})"
+
+
 def index_view(ix: Indexes, queries: list[str]) -> dict[str, Any]:
     """The content of a set of indexes: equal views answer every question identically."""
     t = ix.table
     sentence_names = [f"{t.ids[c]}#{n}" for n, c in enumerate(ix.sentence_chunk.tolist())]
     view: dict[str, Any] = {
-        "fingerprint": ix.fingerprint, "chunk_ids": t.ids, "texts": t.texts, "meta": t.meta,
+        "fingerprint": ix.fingerprint, "chunk_ids": t.ids, "texts": list(t.texts), "meta": list(t.meta),
+        "vectors": Close(ix.dense.vectors),
         "ts": [None if np.isnan(x) else x for x in t.ts.tolist()], "article_ids": ix.article_ids,
         "sentences": sentence_names, "quotes": quote_entries(ix), "catalog": ix.catalog}
     for q in queries:

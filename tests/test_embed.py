@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 from conftest import cli_env, run_cli, shortest_records, write_articles
 
-from assistant.embed import ONNX_MODELS, ModelFileError, OnnxEmbedder, OpenAIEmbedder, _package_dir
+from assistant.embed import (
+    ONNX_MODELS,
+    ModelFileError,
+    OnnxEmbedder,
+    OpenAIEmbedder,
+    _length_batches,
+    _package_dir,
+)
 from assistant.store import Store, make_client
 from ingest.formats import article_from_record
 from ingest.models import Chunk
@@ -53,12 +60,21 @@ def test_minilm_l3_vectors_order_and_batching(small_embedder):
     together = small_batches.embed(TEXTS)
     check_vectors(together, len(TEXTS))
     assert np.abs(together - single).max() < 1e-5
-    assert np.abs(small_embedder.embed(TEXTS) - single).max() < 1e-5  # one batch padded to the longest
+    assert np.abs(small_embedder.embed(TEXTS) - single).max() < 1e-5  # batches of similar length
     order = [5, 2, 7, 0, 3, 6, 1, 4]
     assert np.abs(small_batches.embed([TEXTS[i] for i in order]) - single[order]).max() < 1e-5
     assert len({v.tobytes() for v in single}) == len(TEXTS)
     check_semantics(small_embedder)
     assert small_embedder.embed([]).shape == (0, 384)
+
+
+def test_batches_group_similar_lengths_shortest_first():
+    lengths = [30, 12, 200, 31, 14, 210, 11, 250, 45]
+    batches = list(_length_batches(lengths, size=3))
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # each text once
+    assert [[lengths[i] for i in b] for b in batches] == [[11, 12, 14], [30, 31], [45], [200, 210, 250]]
+    assert all(len(b) <= 2 for b in _length_batches([100] * 5, size=2))  # the size still caps a batch
+    assert list(_length_batches([], size=8)) == []
 
 
 def test_minilm_l6_int8_on_a_handful_of_texts():

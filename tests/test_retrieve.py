@@ -256,8 +256,9 @@ def test_indexes_follow_ingest_update_and_delete(settings, store, small_embedder
     assert all(p.article_id != asx_id for p in ask(gone, "Which Perth miner tripled its share price?"))
 
 
-@pytest.mark.parametrize("damage", ["chunks.json", "quotes.json", "sentence-chunk.npy", "meta.json", "swap",
-                                    "bm25/vocab.index.json", "bm25-sentences/params.index.json"])
+@pytest.mark.parametrize("damage", ["chunk-ids.json", "texts.bin", "truncated texts.bin", "vectors.npy",
+                                    "chunk-numbers.npy", "quotes.json", "sentence-chunk.npy", "meta.json",
+                                    "swap", "bm25/vocab.index.json", "bm25-sentences/params.index.json"])
 def test_a_torn_index_folder_is_rebuilt(settings, store, small_embedder, damage):
     ingest([str(SEED)], store, small_embedder, settings)
     good = Indexes.open(store, settings.data_dir)
@@ -267,6 +268,9 @@ def test_a_torn_index_folder_is_rebuilt(settings, store, small_embedder, damage)
         folder.with_name(folder.name + ".tmp").mkdir()
     elif damage == "quotes.json":
         (folder / damage).write_text('{"truncat')
+    elif damage.startswith("truncated "):
+        damage = damage.split()[1]
+        (folder / damage).write_bytes((folder / damage).read_bytes()[:-100])
     else:
         (folder / damage).unlink()
     rebuilt = Indexes.open(store, settings.data_dir)
@@ -313,3 +317,44 @@ def test_outlets_named_without_a_filter_phrase_are_searched_first(world):
     window = Filters(since=date(2023, 11, 1), until=date(2023, 12, 10))  # neither outlet published then
     late = world.ask(question, filters=window)
     assert world.id("Can Alabama make College") in {p.article_id for p in late.passages}
+
+
+class CountingStore(Store):
+    """A real Store that counts the full reads a change check makes."""
+
+    full_reads = 0
+
+    def chunk_ids(self) -> list[str]:
+        self.full_reads += 1
+        return super().chunk_ids()
+
+
+def test_change_checks_read_one_token_until_a_write_from_any_process_moves_it(
+        tmp_path, settings, small_embedder):
+    reader = CountingStore(make_client(settings), small_embedder.name, settings.collection_prefix)
+    assert reader.generation() is None  # nothing written yet
+    ingest([str(SEED)], reader, small_embedder, settings)
+    token = reader.generation()
+    assert token is not None
+    ix = Indexes.open(reader, settings.data_dir)
+    reader.full_reads = 0
+    assert all(ix.is_current(reader) for _ in range(5)) and reader.full_reads == 0  # the token sufficed
+
+    # another client of the same store (as another process would be) writes: the token moves
+    writer = Store(make_client(settings), small_embedder.name, settings.collection_prefix)
+    other = write_articles(tmp_path / "other.json", [rec("ASX set to open lower")])
+    ingest([str(other)], writer, small_embedder, settings)
+    assert writer.generation() not in (None, token)
+    assert not ix.is_current(reader) and reader.full_reads == 1  # moved: fingerprinted, and found changed
+    fresh = Indexes.open(reader, settings.data_dir)
+    assert fresh.is_current(reader) and fresh.generation == reader.generation()
+
+    moved = reader.generation()
+    assert writer.delete(next(i for i, _, _ in writer.all_records() if i not in ix.article_ids))
+    assert reader.generation() != moved and not fresh.is_current(reader)
+    again = Indexes.open(reader, settings.data_dir)
+    assert again.fingerprint == ix.fingerprint  # back to the first store's content
+    # an unchanged re-ingest writes nothing: the token stays, no full read
+    reader.full_reads, before = 0, reader.generation()
+    assert ingest([str(SEED)], writer, small_embedder, settings).unchanged == 1
+    assert reader.generation() == before and again.is_current(reader) and reader.full_reads == 0

@@ -1,0 +1,169 @@
+"""Chunk table: every indexed chunk's id, text and article metadata, in the one order (by chunk id) that
+all the indexes share — held as columns, so a million chunks cost tens of MB rather than gigabytes of
+Python objects.
+
+Texts are one UTF-8 blob with offsets (memory-mapped once saved: only the passages shown are read),
+per-chunk numbers are int arrays, article fields are stored once per article. `meta[i]` still gives the
+familiar dict of one chunk, built when asked.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+ARTICLE_FIELDS = ("article_id", "title", "source", "published_at", "url", "category")
+CHUNK_FIELDS = ("chunk_index", "char_start", "char_end")
+
+
+class TextColumn(Sequence[str]):
+    """Strings kept as one UTF-8 byte array and n+1 offsets."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
+        self.blob, self.offsets = blob, offsets
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> TextColumn:
+        encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return bytes(self.blob[self.offsets[i] : self.offsets[i + 1]]).decode("utf-8", "surrogatepass")
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[i] for i in range(len(self)))
+
+
+class MetaColumn(Sequence[dict[str, Any]]):
+    """Each chunk's metadata dict, made from its article's fields and its own numbers."""
+
+    def __init__(self, articles: list[dict[str, Any]], article: np.ndarray, numbers: np.ndarray) -> None:
+        self.articles, self.article, self.numbers = articles, article, numbers
+
+    def __len__(self) -> int:
+        return len(self.article)
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        a = self.articles[int(self.article[i])]
+        row = self.numbers[i]
+        return {**{k: a[k] for k in ARTICLE_FIELDS},
+                "chunk_index": int(row[0]), "char_start": int(row[1]), "char_end": int(row[2])}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self[i] for i in range(len(self)))
+
+
+class Positions:
+    """Chunk id -> row, by binary search over the sorted ids (no million-entry dict)."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+
+    def get(self, chunk_id: str, default: int | None = None, /) -> int | None:
+        i = bisect.bisect_left(self.ids, chunk_id)
+        return i if i < len(self.ids) and self.ids[i] == chunk_id else default
+
+
+@dataclass
+class ChunkTable:
+    ids: list[str]  # sorted; chunks of one article are contiguous
+    texts: TextColumn
+    meta: MetaColumn
+    ts: np.ndarray  # publication instants (epoch seconds; NaN when unknown)
+    sources: np.ndarray  # outlet of each chunk (object array of the articles' strings)
+    categories: np.ndarray
+
+    @property
+    def articles(self) -> list[dict[str, Any]]:
+        """Article fields (+ published_ts), one per article, in the order of their first chunk."""
+        return self.meta.articles
+
+    @property
+    def article(self) -> np.ndarray:
+        """The article row of each chunk."""
+        return self.meta.article
+
+    @classmethod
+    def from_rows(cls, ids: list[str], texts: Sequence[str], metas: list[dict[str, Any]]) -> ChunkTable:
+        """From Chroma's rows (sorted by id): chunk metadata carrying its article's fields."""
+        articles: list[dict[str, Any]] = []
+        row_of: dict[str, int] = {}
+        article = np.zeros(len(ids), dtype=np.int32)
+        numbers = np.zeros((len(ids), len(CHUNK_FIELDS)), dtype=np.int64)
+        for i, m in enumerate(metas):
+            aid = m.get("article_id", "")
+            if aid not in row_of:
+                row_of[aid] = len(articles)
+                ts = m.get("published_ts")
+                articles.append({**{k: m.get(k, "") for k in ARTICLE_FIELDS},
+                                 "published_ts": float(ts) if ts is not None else None})
+            article[i] = row_of[aid]
+            numbers[i] = [int(m.get(k, 0)) for k in CHUNK_FIELDS]
+        return cls.of(ids, TextColumn.of(texts), MetaColumn(articles, article, numbers))
+
+    @classmethod
+    def of(cls, ids: list[str], texts: TextColumn, meta: MetaColumn) -> ChunkTable:
+        arts = meta.articles
+        ts = np.array([np.nan if a["published_ts"] is None else a["published_ts"] for a in arts], np.float64)
+        sources = np.array([a["source"] for a in arts] or [""], dtype=object)
+        categories = np.array([a["category"] for a in arts] or [""], dtype=object)
+        pick = meta.article
+        return cls(ids, texts, meta, ts[pick] if arts else np.zeros(0), sources[pick], categories[pick])
+
+    def header(self, i: int) -> str:
+        return article_header(self.articles[int(self.article[i])])
+
+    def save(self, folder: Path) -> None:
+        (folder / "chunk-ids.json").write_text(json.dumps(self.ids))
+        (folder / "articles.json").write_text(json.dumps(self.articles))
+        np.save(folder / "text-offsets.npy", self.texts.offsets)
+        self.texts.blob.tofile(folder / "texts.bin")
+        np.save(folder / "chunk-article.npy", self.meta.article)
+        np.save(folder / "chunk-numbers.npy", self.meta.numbers)
+
+    @classmethod
+    def load(cls, folder: Path) -> ChunkTable:
+        ids = json.loads((folder / "chunk-ids.json").read_text())
+        articles = json.loads((folder / "articles.json").read_text())
+        blob_path = folder / "texts.bin"
+        blob = (np.memmap(blob_path, dtype=np.uint8, mode="r") if blob_path.stat().st_size
+                else np.zeros(0, dtype=np.uint8))
+        texts = TextColumn(blob, np.load(folder / "text-offsets.npy"))
+        article, numbers = np.load(folder / "chunk-article.npy"), np.load(folder / "chunk-numbers.npy")
+        sizes = {len(ids), len(texts), len(article), len(numbers)}
+        beyond = bool(len(article)) and int(article.max()) >= len(articles)
+        if len(sizes) != 1 or int(texts.offsets[-1]) != len(blob) or beyond:
+            raise ValueError(f"chunk table in {folder} is inconsistent (a torn or truncated copy)")
+        return cls.of(ids, texts, MetaColumn(articles, article, numbers))
+
+
+def article_header(a: dict[str, Any]) -> str:
+    """`title | outlet | day` of an article (prefixed to its chunks for BM25)."""
+    return " | ".join(p for p in (a["title"], a["source"], str(a["published_at"])[:10]) if p)

@@ -1,0 +1,98 @@
+"""Dense: chunks ranked by cosine similarity to query vectors — exact over what the filters allow,
+Chroma's HNSW over the whole store when they allow much.
+
+The indexes keep every chunk's embedding (float32 unit vectors in table order, memory-mapped from the
+index folder), so a query is one matrix product over the allowed rows: ~1 ms for 20k chunks here.
+Chroma's own `where` filtering costs a metadata scan per query (measured at 6,454 chunks: 18 ms with
+an outlet filter, 37 ms with a date filter, 1 ms without — and it grows with the store), so Chroma is
+only asked unfiltered, when the allowed rows are too many to scan (more than `exact_max`): its
+approximate neighbours of the whole store, oversampled by how much the filters cut away, kept where
+the mask allows them. When too few survive, the exact scan runs after all. One Chroma call serves
+every query vector of a question.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cache
+from typing import Any, Protocol
+
+import numpy as np
+
+EXACT_MAX = 20_000  # allowed rows up to which the exact scan is used (≈ 1-2 ms on one core)
+MAX_FETCH = 2_000  # most neighbours asked of Chroma for one query vector
+
+
+class Rows(Protocol):
+    """Chunk id -> row in the table (a dict, or assistant.chunktable.Positions)."""
+
+    def get(self, chunk_id: str, default: int | None = None, /) -> int | None: ...
+
+
+@cache
+def _one_blas_thread() -> None:
+    """The products here are small (a question's vectors against ≤ ~20k rows) and a server runs many
+    at once: OpenBLAS's own threads made one 6,454-row scan 0.5 -> 3-8 ms on this busy 2-core machine.
+    (ONNX Runtime has its own thread pool; it is not affected.)"""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
+class Dense:
+    """Cosine ranking over the chunk embeddings of one index version."""
+
+    def __init__(self, vectors: np.ndarray, position: Rows, exact_max: int = EXACT_MAX) -> None:
+        self.vectors, self.position, self.exact_max = vectors, position, exact_max
+        _one_blas_thread()
+
+    def rank(self, queries: np.ndarray, masks: Sequence[np.ndarray], n: int,
+             collection: Any = None) -> list[list[int]]:
+        """For each query vector and its mask: up to `n` allowed chunk rows, most similar first.
+        `collection`: the Chroma collection of these chunks (approximate search when the mask allows
+        many rows); without it every query is scanned exactly."""
+        out: list[list[int] | None] = [None] * len(masks)
+        wide: list[tuple[int, int]] = []  # (query number, allowed rows) for Chroma
+        exact: dict[int, list[int]] = {}  # the same mask object scanned once for all its queries
+        for j, mask in enumerate(masks):
+            allowed = int(mask.sum())
+            if allowed == 0 or n <= 0:
+                out[j] = []
+            elif allowed <= self.exact_max or collection is None:
+                exact.setdefault(id(mask), []).append(j)
+            else:
+                wide.append((j, allowed))
+        for group in exact.values():
+            for j, ranked in zip(group, self.exact(queries[group], masks[group[0]], n), strict=True):
+                out[j] = ranked
+        if wide:
+            self._approximate(queries, masks, n, collection, wide, out)
+        return [r or [] for r in out]
+
+    def exact(self, queries: np.ndarray, mask: np.ndarray, n: int) -> list[list[int]]:
+        """For each query vector (rows of `queries`), the `n` allowed rows most similar to it, by a
+        scan (ties: lower row first)."""
+        rows = np.flatnonzero(mask)
+        if not rows.size:
+            return [[] for _ in queries]
+        block = self.vectors if rows.size == len(mask) else self.vectors[rows]
+        scores = np.asarray(block @ np.asarray(queries, dtype=np.float32).T)
+        n = min(n, rows.size)
+        out = []
+        for column in scores.T:
+            top = np.argpartition(-column, n - 1)[:n] if n < rows.size else np.arange(rows.size)
+            out.append(rows[top[np.lexsort((top, -column[top]))]].tolist())
+        return out
+
+    def _approximate(self, queries: np.ndarray, masks: Sequence[np.ndarray], n: int, collection: Any,
+                     wide: list[tuple[int, int]], out: list[list[int] | None]) -> None:
+        total = len(self.vectors)
+        fetch = max(min(total, MAX_FETCH, math.ceil(2 * n * total / allowed)) for _, allowed in wide)
+        got = collection.query(query_embeddings=np.stack([queries[j] for j, _ in wide]),
+                               n_results=fetch, include=[])
+        for (j, allowed), ids in zip(wide, got["ids"], strict=True):
+            mask, position = masks[j], self.position
+            kept = [p for cid in ids if (p := position.get(cid)) is not None and mask[p]][:n]
+            short = len(kept) < min(n, allowed) and len(ids) >= fetch
+            out[j] = self.exact(queries[j : j + 1], mask, n)[0] if short else kept

@@ -1,0 +1,72 @@
+"""Dense ranking (assistant/dense.py): the exact scan equals a brute-force oracle under any mask, and the
+approximate path (a real Chroma collection, asked unfiltered) keeps only allowed rows, agrees with the
+exact ranking on its first places, and falls back to the scan when the filters cut away too much."""
+
+from __future__ import annotations
+
+import chromadb
+import numpy as np
+import pytest
+
+from assistant.dense import Dense
+
+DIM, N = 32, 3_000
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    vectors = unit(rng.standard_normal((N, DIM)))
+    ids = [f"c{i:05d}" for i in range(N)]
+    client = chromadb.PersistentClient(path=str(tmp_path_factory.mktemp("chroma")))
+    collection = client.get_or_create_collection("dense-test", embedding_function=None,
+                                                 configuration={"hnsw": {"space": "cosine"}})
+    for start in range(0, N, 1000):
+        collection.add(ids=ids[start : start + 1000], embeddings=vectors[start : start + 1000])
+    queries = unit(rng.standard_normal((5, DIM)))
+    return vectors, {cid: i for i, cid in enumerate(ids)}, collection, queries, rng
+
+
+def oracle(vectors: np.ndarray, query: np.ndarray, mask: np.ndarray, n: int) -> list[int]:
+    scores = vectors @ query
+    allowed = [i for i in range(len(vectors)) if mask[i]]
+    return sorted(allowed, key=lambda i: (-scores[i], i))[:n]
+
+
+def test_exact_scan_equals_the_brute_force_oracle_under_any_mask(corpus):
+    vectors, position, _, queries, rng = corpus
+    dense = Dense(vectors, position)
+    everything, few, none = np.ones(N, bool), rng.random(N) < 0.003, np.zeros(N, bool)
+    masks = [everything, rng.random(N) < 0.3, few, none, everything]
+    got = dense.rank(queries, masks, 20)
+    for query, mask, ranked in zip(queries, masks, got, strict=True):
+        assert ranked == oracle(vectors, query, mask, 20)
+    assert got[3] == [] and len(got[2]) == int(few.sum()) < 20  # fewer allowed than asked: all of them
+
+
+def test_approximate_path_keeps_allowed_rows_and_matches_the_scan_at_the_top(corpus):
+    vectors, position, collection, queries, rng = corpus
+    dense = Dense(vectors, position, exact_max=100)  # every mask below allows more: Chroma is asked
+    wide = rng.random(N) < 0.6
+    got = dense.rank(queries, [wide] * len(queries), 20, collection)
+    for query, ranked in zip(queries, got, strict=True):
+        assert len(ranked) == 20 and all(wide[i] for i in ranked)
+        exact = oracle(vectors, query, wide, 20)
+        assert ranked[:5] == exact[:5]  # HNSW is approximate, but not at its first places here
+        assert len(set(ranked) & set(exact)) >= 18
+
+
+def test_approximate_path_falls_back_to_the_scan_when_the_filter_cuts_away_too_much(corpus):
+    vectors, position, collection, queries, _ = corpus
+    dense = Dense(vectors, position, exact_max=100)
+    # 150 allowed rows (> exact_max), chosen as those LEAST similar to the query: Chroma's oversampled
+    # neighbours hold none of them, so only the scan can find them
+    scores = vectors @ queries[0]
+    far = np.zeros(N, bool)
+    far[np.argsort(scores)[:150]] = True
+    got = dense.rank(queries[:1], [far], 20, collection)[0]
+    assert got == oracle(vectors, queries[0], far, 20)
