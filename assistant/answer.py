@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,9 +65,9 @@ class Answerer:
         timings = {f"retrieve_{key}": round(v, 1) for key, v in retrieval.timings_ms.items()}
         yield Event("sources", retrieval.passages)
         context = " ".join(t.content for t in history if t.role == "user")
-        extract = self.extractive.answer(question, retrieval, context)
-        model_text, fallback = None, None
         llm = self.llm
+        extract = self.extractive.answer(question, retrieval, context, compose=llm is None)
+        model_text, fallback = None, None
         if llm is not None and not extract.refused:
             t0 = time.perf_counter()
             messages = answer_messages(question, retrieval.passages, history)
@@ -84,12 +84,15 @@ class Answerer:
                 log.warning("model failed, answering extractively: %s", err)
                 fallback = f"model failed: {err.public}"
             timings["model"] = round((time.perf_counter() - t0) * 1e3, 1)
-        answer = self._finish(model_text, fallback, extract, retrieval, query)
+        answer = self._finish(model_text, fallback, extract, retrieval, query,
+                              lambda: self.extractive.answer(question, retrieval, context))
         answer.timings_ms = {**timings, "total": round((time.perf_counter() - started) * 1e3, 1)}
         yield Event("answer", answer)
 
     def _finish(self, model_text: str | None, fallback: str | None, extract: Extract,
-                retrieval: Retrieval, query: str) -> Answer:
+                retrieval: Retrieval, query: str, composed: Callable[[], Extract]) -> Answer:
+        """The model's verified answer, else the extractive one (`composed` picks its sentences: only
+        done here, when the model's answer is not shown)."""
         filters = {**retrieval.filters_report(), "coverage": round(extract.coverage, 3)}
         if model_text is not None:
             if is_refusal(model_text):
@@ -99,6 +102,8 @@ class Answerer:
             if fallback is None:
                 return Answer(answer=cited.text, citations=cited.citations, unsupported=cited.unsupported,
                               filters=filters, model=self._model_name())
+        if not extract.refused and not extract.text:
+            extract = composed()
         if extract.refused:
             return Answer(answer=extract.text, refused=True, filters={**filters, "refusal": extract.reason},
                           model="extractive", fallback=fallback)

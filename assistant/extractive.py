@@ -79,8 +79,10 @@ class Extractive:
             seen.update(tokenize(f"{p.title} {p.source} {p.text}"))
         return sum(w for t, w in weights.items() if t in seen) / sum(weights.values())
 
-    def answer(self, question: str, retrieval: Retrieval, context: str = "") -> Extract:
-        """Answer `question` from the retrieved passages; `context` is the text of earlier turns."""
+    def answer(self, question: str, retrieval: Retrieval, context: str = "", compose: bool = True) -> Extract:
+        """Answer `question` from the retrieved passages; `context` is the text of earlier turns.
+        `compose=False`: only decide whether to refuse (text "" unless refused) — what a model's answer
+        needs before it is asked; the sentences are picked later only if the model's answer falls back."""
         passages = retrieval.passages
         plan = retrieval.plan
         if plan.unknown_sources:  # part of what the question rests on is not in the store
@@ -100,6 +102,8 @@ class Extractive:
             if not picked:  # the speaker is quoted, but never on this topic
                 return Extract(f"{REFUSAL} (No statement by {plan.speaker} about {plan.topic} was found.)",
                                True, cover, "speaker never quoted on the topic")
+        if not compose and not picked:
+            return Extract("", False, cover)
         picked = picked or self._best_sentences(question, passages, len(plan.subqueries), context)
         return Extract(_compose(picked, passages), False, cover)
 
