@@ -11,7 +11,7 @@ SHARED ?= ../shared/data
 EVAL_DIR ?= ./data-eval
 EVAL_OUT ?= ./evals/out
 
-.PHONY: install run test lint bench bench-ingest bench-embedders eval eval-seed stress stress-quick clean
+.PHONY: install run test lint bench bench-quick eval eval-seed stress stress-quick clean
 
 install: $(VENV)/.installed
 
@@ -43,13 +43,13 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: bench-ingest bench-embedders
+# Benchmarks (issue 6): every bench in turn, figures in bench/out/*.json (see docs/performance.md).
+# `make bench-quick`: each under a minute. One bench: `make bench ARGS="--only scale"`.
+bench: install
+	$(PY) bench/all.py $(ARGS)
 
-bench-ingest: install
-	$(PY) bench/ingest.py $(ARGS)
-
-bench-embedders: install
-	$(PY) bench/embedders.py $(ARGS)
+bench-quick: install
+	$(PY) bench/all.py --quick $(ARGS)
 
 # The MultiHop-RAG dev queries against a store of its 609 articles (ingested once into EVAL_DIR).
 eval: install

@@ -34,6 +34,19 @@ class ServiceHolder:
         self._checked = time.monotonic()
         self._records: tuple[str, list[tuple[str, dict]]] = ("", [])
 
+    def warm(self) -> None:
+        """Start opening the service now, in the background (the app's startup): the first request finds
+        it open, or waits for the open already under way. A failure is logged; requests try again."""
+        if self._service is None:
+            threading.Thread(target=self._warm, name="newsqa-open", daemon=True).start()
+
+    def _warm(self) -> None:
+        try:
+            self.get()
+        except Exception as err:
+            log.warning("opening the service at startup failed (requests will retry): %s: %s",
+                        type(err).__name__, err)
+
     def get(self) -> Service:
         if (service := self._service) is not None:
             return service

@@ -2,7 +2,8 @@
 
 Chunks the corpus as ingest does (256 cl100k tokens, header-prefixed), embeds it with each
 candidate, ranks chunks by cosine for each non-null dev query and scores with the benchmark's rule.
-Prints one JSON object on its last line. `--limit-queries N` and `--limit-articles N` for a quick run.
+Prints one JSON object on its last line. `--limit-queries N` and `--limit-articles N` for a smaller run;
+`--quick`: 40 articles, 40 queries.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def main() -> None:
     ap.add_argument("--limit-articles", type=int, default=0)
     ap.add_argument("--limit-queries", type=int, default=0)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="40 articles, 40 queries")
     args = ap.parse_args()
+    if args.quick:
+        args.limit_articles, args.limit_queries = args.limit_articles or 40, args.limit_queries or 40
     articles = read_path(DATA / "corpus.json")[0]
     if args.limit_articles:
         articles = articles[: args.limit_articles]
