@@ -92,13 +92,32 @@ class Positions:
 
 
 @dataclass
+class Codes:
+    """A string column as small integer codes (one per chunk) and the code of each distinct value."""
+
+    codes: np.ndarray
+    index: dict[str, int]
+
+    @classmethod
+    def of(cls, per_article: list[str], article: np.ndarray) -> Codes:
+        index: dict[str, int] = {}
+        article_codes = np.array([index.setdefault(v, len(index)) for v in per_article], dtype=np.int32)
+        return cls(article_codes[article] if per_article else np.zeros(0, np.int32), index)
+
+    def isin(self, values: Sequence[str]) -> np.ndarray:
+        """Which rows hold one of `values` (a boolean mask)."""
+        wanted = [self.index[v] for v in values if v in self.index]
+        return np.isin(self.codes, wanted)
+
+
+@dataclass
 class ChunkTable:
     ids: list[str]  # sorted; chunks of one article are contiguous
     texts: TextColumn
     meta: MetaColumn
     ts: np.ndarray  # publication instants (epoch seconds; NaN when unknown)
-    sources: np.ndarray  # outlet of each chunk (object array of the articles' strings)
-    categories: np.ndarray
+    sources: Codes  # outlet of each chunk
+    categories: Codes
 
     @property
     def articles(self) -> list[dict[str, Any]]:
@@ -130,12 +149,10 @@ class ChunkTable:
 
     @classmethod
     def of(cls, ids: list[str], texts: TextColumn, meta: MetaColumn) -> ChunkTable:
-        arts = meta.articles
+        arts, pick = meta.articles, meta.article
         ts = np.array([np.nan if a["published_ts"] is None else a["published_ts"] for a in arts], np.float64)
-        sources = np.array([a["source"] for a in arts] or [""], dtype=object)
-        categories = np.array([a["category"] for a in arts] or [""], dtype=object)
-        pick = meta.article
-        return cls(ids, texts, meta, ts[pick] if arts else np.zeros(0), sources[pick], categories[pick])
+        return cls(ids, texts, meta, ts[pick] if arts else np.zeros(0),
+                   Codes.of([a["source"] for a in arts], pick), Codes.of([a["category"] for a in arts], pick))
 
     def header(self, i: int) -> str:
         return article_header(self.articles[int(self.article[i])])

@@ -133,9 +133,9 @@ class Retriever:
         table = self.indexes.table
         mask = np.ones(len(table.ids), dtype=bool)
         if sources:
-            mask &= np.isin(table.sources, sources)
+            mask &= table.sources.isin(sources)
         if categories:
-            mask &= np.isin(table.categories, categories)
+            mask &= table.categories.isin(categories)
         lo, hi = _day_bounds(since, until)
         with np.errstate(invalid="ignore"):
             if lo is not None:
@@ -168,7 +168,7 @@ class Retriever:
         weight = self.tuning.question_weight if question_weight is None else question_weight
         own, whole = self._chunk_scores(text, own_bm25)[allowed], question_bm25[allowed]
         key = own / max(float(own.max()), 1e-9) + weight * whole / max(float(whole.max()), 1e-9)
-        top = np.argsort(-key, kind="stable")[: depth or self.tuning.list_depth]
+        top = _top(key, depth or self.tuning.list_depth)
         return [(int(allowed[j]), float(key[j])) for j in top if key[j] > 0]
 
     def _clause_scope(self, clause: SubQuery, mask: np.ndarray) -> tuple[SubQuery, np.ndarray]:
@@ -257,6 +257,17 @@ class Retriever:
                        article_id=m["article_id"], title=m["title"], source=m["source"],
                        published_at=m["published_at"], url=m["url"], category=m["category"],
                        char_start=m["char_start"], char_end=m["char_end"])
+
+
+def _top(key: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the `n` highest values, highest first, ties in position order — a stable argsort's
+    first `n`, without sorting all of `key` (one partition, then a sort of the few candidates)."""
+    if n < key.size:
+        kth = np.partition(key, key.size - n)[key.size - n]
+        candidates = np.flatnonzero(key >= kth)
+    else:
+        candidates = np.arange(key.size)
+    return candidates[np.lexsort((candidates, -key[candidates]))][:n]
 
 
 def _dedup(items: Ranked) -> Ranked:

@@ -10,8 +10,11 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pytest
 from conftest import SEED, cli_env, corpus_records, run_cli, write_articles
+from hypothesis import given
+from hypothesis import strategies as st
 
 from assistant.embed import Embedder
 from assistant.indexes import Indexes
@@ -358,3 +361,11 @@ def test_change_checks_read_one_token_until_a_write_from_any_process_moves_it(
     reader.full_reads, before = 0, reader.generation()
     assert ingest([str(SEED)], writer, small_embedder, settings).unchanged == 1
     assert reader.generation() == before and again.is_current(reader) and reader.full_reads == 0
+
+
+@given(st.lists(st.integers(0, 6), max_size=60), st.integers(1, 70))
+def test_top_equals_a_stable_argsorts_first_n(values, n):
+    from assistant.retrieve import _top
+
+    key = np.array(values, dtype=np.float32) / 2  # few distinct values: many ties
+    assert _top(key, n).tolist() == np.argsort(-key, kind="stable")[:n].tolist()
