@@ -2,7 +2,7 @@
 Chroma's HNSW over the whole store when they allow much.
 
 The indexes keep every chunk's embedding (float32 unit vectors in table order, memory-mapped from the
-index folder), so a query is one matrix product over the allowed rows: ~1 ms for 20k chunks here.
+index folder), so a query is one matrix product over the allowed rows: ~1-2 ms for 5k chunks here.
 Chroma's own `where` filtering costs a metadata scan per query (measured at 6,454 chunks: 18 ms with
 an outlet filter, 37 ms with a date filter, 1 ms without — and it grows with the store), so Chroma is
 only asked unfiltered, when the allowed rows are too many to scan (more than `exact_max`): its
@@ -20,8 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-EXACT_MAX = 20_000  # allowed rows up to which the exact scan is used (≈ 1-2 ms on one core)
-MAX_FETCH = 2_000  # most neighbours asked of Chroma for one query vector
+EXACT_MAX = 5_000  # allowed rows up to which the exact scan is used (≈ 1-2 ms on one core)
+MAX_FETCH = 500  # most neighbours asked of Chroma for one query vector (k=2,000 took 13-88 ms at 100k)
+OVERSAMPLE = 1.5  # neighbours asked per wanted one, times the share of the store the filters cut away
 
 
 class Rows(Protocol):
@@ -32,7 +33,7 @@ class Rows(Protocol):
 
 @cache
 def _one_blas_thread() -> None:
-    """The products here are small (a question's vectors against ≤ ~20k rows) and a server runs many
+    """The products here are small (a question's vectors against ≤ ~5k rows) and a server runs many
     at once: OpenBLAS's own threads made one 6,454-row scan 0.5 -> 3-8 ms on this busy 2-core machine.
     (ONNX Runtime has its own thread pool; it is not affected.)"""
     from threadpoolctl import threadpool_limits
@@ -44,7 +45,8 @@ class Dense:
     """Cosine ranking over the chunk embeddings of one index version."""
 
     def __init__(self, vectors: np.ndarray, position: Rows, exact_max: int = EXACT_MAX) -> None:
-        self.vectors, self.position, self.exact_max = vectors, position, exact_max
+        # a plain ndarray view: indexing a np.memmap goes through its slower subclass machinery
+        self.vectors, self.position, self.exact_max = np.asarray(vectors), position, exact_max
         _one_blas_thread()
 
     def rank(self, queries: np.ndarray, masks: Sequence[np.ndarray], n: int,
@@ -76,7 +78,7 @@ class Dense:
         rows = np.flatnonzero(mask)
         if not rows.size:
             return [[] for _ in queries]
-        block = self.vectors if rows.size == len(mask) else self.vectors[rows]
+        block = self.vectors if rows.size == len(mask) else np.take(self.vectors, rows, axis=0)
         scores = np.asarray(block @ np.asarray(queries, dtype=np.float32).T)
         n = min(n, rows.size)
         out = []
@@ -88,11 +90,20 @@ class Dense:
     def _approximate(self, queries: np.ndarray, masks: Sequence[np.ndarray], n: int, collection: Any,
                      wide: list[tuple[int, int]], out: list[list[int] | None]) -> None:
         total = len(self.vectors)
-        fetch = max(min(total, MAX_FETCH, math.ceil(2 * n * total / allowed)) for _, allowed in wide)
-        got = collection.query(query_embeddings=np.stack([queries[j] for j, _ in wide]),
-                               n_results=fetch, include=[])
-        for (j, allowed), ids in zip(wide, got["ids"], strict=True):
-            mask, position = masks[j], self.position
-            kept = [p for cid in ids if (p := position.get(cid)) is not None and mask[p]][:n]
-            short = len(kept) < min(n, allowed) and len(ids) >= fetch
-            out[j] = self.exact(queries[j : j + 1], mask, n)[0] if short else kept
+        by_fetch: dict[int, list[tuple[int, int]]] = {}  # one Chroma call per neighbour count
+        for j, allowed in wide:
+            fetch = max(n, min(total, MAX_FETCH, math.ceil(OVERSAMPLE * n * total / allowed)))
+            by_fetch.setdefault(fetch, []).append((j, allowed))
+        for fetch, group in by_fetch.items():
+            got = collection.query(query_embeddings=np.stack([queries[j] for j, _ in group]),
+                                   n_results=fetch, include=[])
+            for (j, allowed), ids in zip(group, got["ids"], strict=True):
+                mask, position = masks[j], self.position
+                kept = []
+                for cid in ids:
+                    if (p := position.get(cid)) is not None and mask[p]:
+                        kept.append(p)
+                        if len(kept) == n:
+                            break
+                short = len(kept) < min(n, allowed) and len(ids) >= fetch
+                out[j] = self.exact(queries[j : j + 1], mask, n)[0] if short else kept

@@ -73,6 +73,17 @@ class Indexes:
         self.article_chunks: list[np.ndarray] = np.split(order, np.cumsum(counts)[:-1]) if counts.size else []
         self.sentence_chunk, self.sentences = sentences
 
+    def best_sentence(self, text: str, max_share: float = 1.0) -> np.ndarray:
+        """Per chunk, the BM25 score of its best-matching sentence for `text` — computed from the postings
+        of the text's words only (`max_share`: see LexicalIndex.postings), not over every sentence."""
+        rows, values = self.sentences.postings(text, max_share)
+        best = np.zeros(len(self.table.ids), np.float32)
+        if rows.size:
+            per_sentence = np.zeros(self.sentences.size, np.float32)
+            np.add.at(per_sentence, rows, values)
+            np.maximum.at(best, self.sentence_chunk[rows], per_sentence[rows])
+        return best
+
     @staticmethod
     def folder(data_dir: Path, store: Store) -> Path:
         return data_dir / "index" / store.chunks.name

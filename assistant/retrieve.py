@@ -42,6 +42,7 @@ class Tuning:
     dense_weight: float = 0.3  # weight of the dense ranking against BM25's 1.0 in the main ranking
     dense_rrf: int = 60  # reciprocal-rank constant of the main BM25/dense fusion
     sentence_weight: float = 1.0  # best-sentence BM25 added to chunk BM25 (both max-normalised)
+    sentence_share: float = 1.0  # words in more than this share of sentences don't count in sentence BM25
     question_weight: float = 0.3  # whole-question BM25 added when ranking for one clause or hop
     depth: int = 60  # candidates taken from the main ranking
     list_depth: int = 20  # candidates taken from each ranking into the final fusion
@@ -86,12 +87,15 @@ class Retriever:
     def __init__(self, store: Store, embedder: Embedder, indexes: Indexes, tuning: Tuning | None = None):
         self.store, self.embedder, self.indexes = store, embedder, indexes
         self.tuning = tuning or Tuning()
+        self._scored: dict[str, np.ndarray] = {}
 
     def retrieve(self, question: str, k: int = 10, filters: Filters | None = None,
                  query: str | None = None) -> Retrieval:
         """The passages for a question, ranked. Pinned to the indexes current when it starts: a refresh
         (another thread) may swap `self.indexes` meanwhile, and one ranking must not mix two of them."""
-        return copy.copy(self)._retrieve(question, k, filters, query)
+        pinned = copy.copy(self)
+        pinned._scored = {}  # chunk scores per text, for this retrieval only
+        return pinned._retrieve(question, k, filters, query)
 
     def _retrieve(self, question: str, k: int, filters: Filters | None, query: str | None) -> Retrieval:
         t0 = time.perf_counter()
@@ -179,14 +183,15 @@ class Retriever:
     def _chunk_scores(self, text: str, chunk_bm25: np.ndarray | None = None) -> np.ndarray:
         """Chunk BM25 (given, or computed) plus the BM25 of the chunk's best-matching sentence (both
         max-normalised)."""
+        if text in self._scored:  # a question's clauses and hops repeat some texts
+            return self._scored[text]
         own = self.indexes.lexical.scores(text) if chunk_bm25 is None else chunk_bm25
         if not self.tuning.sentence_weight:
             return own
-        sentences = self.indexes.sentences.scores(text)
-        best = np.zeros(len(own), np.float32)
-        np.maximum.at(best, self.indexes.sentence_chunk, sentences)
-        return (own / max(float(own.max()), 1e-9)
-                + self.tuning.sentence_weight * best / max(float(best.max()), 1e-9))
+        best = self.indexes.best_sentence(text, self.tuning.sentence_share)
+        self._scored[text] = (own / max(float(own.max()), 1e-9)
+                              + self.tuning.sentence_weight * best / max(float(best.max()), 1e-9))
+        return self._scored[text]
 
     def _hop(self, text: str, mask: np.ndarray, question_bm25: np.ndarray) -> Ranked:
         """One sub-query: its best articles (article-level BM25 inside its outlet/dates), and in each the

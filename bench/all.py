@@ -47,7 +47,7 @@ def bench_venv(path: Path) -> str:
                                check=True, capture_output=True, text=True).stdout.strip()
         # `import` lines of a .pth run at startup: addsitedir also reads the project env's own .pth files
         dirs = ", ".join(repr(d) for d in site.getsitepackages())
-        Path(inner, "newsqa-env.pth").write_text(f"import site; [site.addsitedir(d) for d in ({dirs},)]\n")
+        Path(inner, "newsqa-env.pth").write_text(f"import site; list(map(site.addsitedir, ({dirs},)))\n")
         subprocess.run([str(python), "-m", "pip", "install", "-q", "-r",
                         str(HERE / "requirements-llamaindex.txt")], check=True)
     return str(python)

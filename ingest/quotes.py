@@ -220,19 +220,26 @@ class QuoteIndex:
 
     def __init__(self) -> None:
         self._quotes: dict[str, list[Quote]] = {}
+        self._by_name: _NameIndex | None = None  # built when first searched, dropped on every change
 
     def add(self, article_id: str, quotes: list[Quote]) -> None:
         """Set an article's quotes (replacing any it had; it keeps its place in the order)."""
         self._quotes[article_id] = sorted(quotes, key=lambda q: (q.start, q.end))
+        self._by_name = None
 
     def remove(self, article_id: str) -> None:
         """Forget an article's quotes (nothing happens for an unknown article)."""
         self._quotes.pop(article_id, None)
+        self._by_name = None
 
     def find(self, asked_name: str) -> list[tuple[str, Quote]]:
-        """(article_id, quote) for each quote whose speaker the name refers to, in article then text order."""
-        return [(aid, q) for aid, qs in self._quotes.items() for q in qs
-                if speaker_matches(asked_name, q.speaker)]
+        """(article_id, quote) for each quote whose speaker the name refers to, in article then text order.
+
+        Only speakers sharing a name word with the asked name are compared (a match always shares one),
+        so a search does not scan every quote of the store."""
+        if self._by_name is None:
+            self._by_name = _NameIndex(self._quotes)
+        return self._by_name.find(asked_name)
 
     def speakers(self) -> set[str]:
         return {q.speaker for qs in self._quotes.values() for q in qs}
@@ -254,3 +261,24 @@ class QuoteIndex:
         for article in json.loads(text)["articles"]:
             index.add(article["id"], [Quote.model_validate(q) for q in article["quotes"]])
         return index
+
+
+class _NameIndex:
+    """Speakers by name word, and each speaker's quotes with their (article, text) order."""
+
+    def __init__(self, quotes: dict[str, list[Quote]]) -> None:
+        self.by_word: dict[str, set[str]] = {}
+        self.by_speaker: dict[str, list[tuple[int, int, str, Quote]]] = {}
+        for n, (article_id, qs) in enumerate(quotes.items()):
+            for m, q in enumerate(qs):
+                if q.speaker not in self.by_speaker:
+                    for word in _name_tokens(q.speaker):
+                        self.by_word.setdefault(word, set()).add(q.speaker)
+                self.by_speaker.setdefault(q.speaker, []).append((n, m, article_id, q))
+
+    def find(self, asked: str) -> list[tuple[str, Quote]]:
+        speakers = set().union(*(self.by_word.get(w, set()) for w in _name_tokens(asked)))
+        hits = sorted((hit for s in speakers if speaker_matches(asked, s) for hit in self.by_speaker[s]),
+                      key=lambda hit: hit[:2])
+        return [(article_id, q) for _, _, article_id, q in hits]
+

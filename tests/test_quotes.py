@@ -231,3 +231,16 @@ def test_corpus_extraction_is_sane() -> None:
         for q in quotes:
             kinds[q.kind] += 1
     assert kinds["direct"] > 1000 and kinds["reported"] > 200  # it does find the corpus's speech
+
+
+def test_find_by_name_word_equals_comparing_every_quote():
+    index = QuoteIndex()
+    for n, record in enumerate(corpus_records()[:120]):
+        index.add(f"a{n}", extract_quotes(record["body"]))
+    index.add("a3", extract_quotes(corpus_records()[200]["body"]))  # replaced: keeps its place
+    index.remove("a5")
+    every = [(aid, q) for aid, qs in index._quotes.items() for q in qs]
+    asked = [*sorted(index.speakers())[:60], "Biden's", "mr. musk", "Sam", "nobody-at-all", "", "The"]
+    for name in asked:
+        assert index.find(name) == [(aid, q) for aid, q in every if speaker_matches(name, q.speaker)], name
+    assert sum(bool(index.find(name)) for name in asked) >= 60

@@ -369,3 +369,21 @@ def test_top_equals_a_stable_argsorts_first_n(values, n):
 
     key = np.array(values, dtype=np.float32) / 2  # few distinct values: many ties
     assert _top(key, n).tolist() == np.argsort(-key, kind="stable")[:n].tolist()
+
+
+def test_postings_sum_to_the_dense_bm25_scores_and_the_best_sentence_is_their_max(settings, store,
+                                                                                   small_embedder):
+    ingest([str(write_articles(settings.data_dir.parent / "a.json", corpus_records()[:8]))], store,
+           small_embedder, settings)
+    ix = Indexes.open(store, settings.data_dir)
+    for query in ["What did the company say about its revenue?", "said said police police",
+                  "zzzz-unknown-word", ix.table.texts[3][:120]]:
+        for index in (ix.lexical, ix.sentences, ix.articles):
+            rows, values = index.postings(query)
+            summed = np.zeros(index.size, np.float32)
+            np.add.at(summed, rows, values)
+            assert np.allclose(summed, index.scores(query), atol=1e-4), query
+        oracle = np.zeros(len(ix.table.ids), np.float32)
+        np.maximum.at(oracle, ix.sentence_chunk, ix.sentences.scores(query))
+        assert np.allclose(ix.best_sentence(query), oracle, atol=1e-4), query
+    assert ix.best_sentence("What did the company say about its revenue?").max() > 0  # the probes match
