@@ -138,8 +138,19 @@ def _bar(total: int) -> Callable[[int], None]:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.api import serve
 
-    serve(settings, host=args.host, port=args.port)
+    serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0
+
+
+def worker_count(value: str) -> int:
+    """argparse type: a number of worker processes, 1 to 64."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"not a number of workers from 1 to 64: {value!r}")
+    return n
 
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -163,3 +174,6 @@ def register(command: Callable[[str, Command, str], argparse.ArgumentParser]) ->
     p = command("serve", cmd_serve, "Serve the web UI and the HTTP API (docs at /docs).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p.add_argument("--workers", type=worker_count, default=1,
+                   help="worker processes (default: 1, in this process); more than 1 needs a Chroma "
+                        "server (NEWSQA_CHROMA_HOST)")
