@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-import os
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -291,35 +290,3 @@ def _ingest(holder: ServiceHolder, targets: list[str]) -> IngestReport:
     for failure in report.failed:  # temp upload paths mean nothing to the client: keep the file name
         failure.path = Path(failure.path).name if not failure.path.startswith("http") else failure.path
     return report
-
-
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Run the app with uvicorn until interrupted: in this process, or in `workers` worker processes.
-
-    Several workers need a Chroma server (`chroma_host`): a local store is opened by one process only.
-    Each worker's embedder gets cores / workers threads unless NEWSQA_EMBED_THREADS is set.
-    The derived indexes are brought in step with the store once here, before the workers start, so they
-    load the saved copy instead of each building it (a failure is only logged: each worker retries)."""
-    import uvicorn
-
-    # keep-alive longer than most clients' idle expiry, so they drop idle connections before the server does
-    if workers <= 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=30)
-        return
-    if not settings.chroma_host:
-        raise ValueError(f"--workers {workers} needs a Chroma server (NEWSQA_CHROMA_HOST): a local store "
-                         "must not be opened by several processes; use --workers 1")
-    from assistant.indexes import Indexes
-    from assistant.service import open_store
-    from assistant.workers import export_settings
-
-    try:
-        Indexes.open(open_store(settings), settings.data_dir)
-    except Exception as err:  # e.g. the Chroma server is not up yet: the workers open it when it is
-        log.warning("indexes not prepared before starting the workers: %s: %s", type(err).__name__, err)
-    if not settings.embed_threads:  # all cores for each worker's embedder would oversubscribe them
-        settings = settings.model_copy(update={"embed_threads": max(1, (os.cpu_count() or 1) // workers)})
-    export_settings(settings)
-    # a worker busy loading or rebuilding big indexes may answer the supervisor's ping late: not "hung"
-    uvicorn.run("assistant.workers:make_app", factory=True, workers=workers, host=host, port=port,
-                log_level="info", timeout_keep_alive=30, timeout_worker_healthcheck=30)

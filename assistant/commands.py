@@ -136,7 +136,7 @@ def _bar(total: int) -> Callable[[int], None]:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.api import serve
+    from assistant.workers import serve
 
     serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0

@@ -3,8 +3,8 @@
 1. Plan (`assistant.query`): hard filters (explicit, or read from the question: "according to X",
    "in October 2023", "latest"), one sub-query per article a multi-hop question describes, a speaker.
 2. Main ranking: every allowed chunk scored by BM25 (title | outlet | date-prefixed chunks) plus
-   the BM25 of its best-matching sentence, fused by reciprocal rank with dense similarity (Chroma,
-   the same filters as a `where`).
+   the BM25 of its best-matching sentence, fused by reciprocal rank with dense similarity
+   (`assistant.dense`: an exact scan of the allowed chunks' vectors, or Chroma's HNSW when they are many).
 3. Hops: each sub-query's best articles inside its own outlet/dates, and their best passages.
 4. Probes (`assistant.probes`): each clause of the question ranked on its own — multi-hop questions
    describe one fact per clause.
@@ -49,7 +49,7 @@ class Tuning:
     fuse_c: float = 1.5  # reciprocal-rank constant of the final fusion (small: first places count)
     hop_weight: float = 1.0  # weight of each sub-query's ranking in the final fusion (main: 1.0)
     probe_weight: float = 1.0  # weight of each clause's ranking in the final fusion
-    clause_dense: float = 0.5  # weight of each clause's dense ranking (Chroma) in the final fusion
+    clause_dense: float = 0.5  # weight of each clause's dense ranking in the final fusion
     prefer_mentioned: bool = True  # a question naming outlets searches them first (all, if none match)
     hop_articles: int = 2  # articles each sub-query draws passages from
     hop_chunks: int = 3  # passages per article a sub-query offers
