@@ -5,9 +5,10 @@ The indexes keep every chunk's embedding (float32 unit vectors in table order, m
 index folder), so a query is one matrix product over the allowed rows: ~1-2 ms for 5k chunks here.
 Chroma's own `where` filtering costs a metadata scan per query (measured at 6,454 chunks: 18 ms with
 an outlet filter, 37 ms with a date filter, 1 ms without — and it grows with the store), so Chroma is
-only asked unfiltered, when the allowed rows are too many to scan (more than `exact_max`): its
-approximate neighbours of the whole store, oversampled by how much the filters cut away, kept where
-the mask allows them. When too few survive, the exact scan runs after all. One Chroma call serves
+only asked unfiltered, when the allowed rows are too many to scan (more than `exact_max`) and a share
+of the store big enough that ≤ MAX_FETCH of its approximate neighbours hold enough of them (oversampled
+by how much the filters cut away); they are kept where the mask allows. When too few survive, the exact
+scan runs after all. One Chroma call serves
 every query vector of a question.
 """
 
@@ -61,8 +62,8 @@ class Dense:
             allowed = int(mask.sum())
             if allowed == 0 or n <= 0:
                 out[j] = []
-            elif allowed <= self.exact_max or collection is None:
-                exact.setdefault(id(mask), []).append(j)
+            elif allowed <= self.exact_max or collection is None or _fetch(n, len(mask), allowed) > MAX_FETCH:
+                exact.setdefault(id(mask), []).append(j)  # few rows, or too few of Chroma's would pass
             else:
                 wide.append((j, allowed))
         for group in exact.values():
@@ -92,8 +93,7 @@ class Dense:
         total = len(self.vectors)
         by_fetch: dict[int, list[tuple[int, int]]] = {}  # one Chroma call per neighbour count
         for j, allowed in wide:
-            fetch = max(n, min(total, MAX_FETCH, math.ceil(OVERSAMPLE * n * total / allowed)))
-            by_fetch.setdefault(fetch, []).append((j, allowed))
+            by_fetch.setdefault(min(total, _fetch(n, total, allowed)), []).append((j, allowed))
         for fetch, group in by_fetch.items():
             got = collection.query(query_embeddings=np.stack([queries[j] for j, _ in group]),
                                    n_results=fetch, include=[])
@@ -107,3 +107,8 @@ class Dense:
                             break
                 short = len(kept) < min(n, allowed) and len(ids) >= fetch
                 out[j] = self.exact(queries[j : j + 1], mask, n)[0] if short else kept
+
+
+def _fetch(n: int, total: int, allowed: int) -> int:
+    """Neighbours to ask of Chroma for `n` that pass a mask allowing `allowed` of `total` rows."""
+    return max(n, math.ceil(OVERSAMPLE * n * total / allowed))

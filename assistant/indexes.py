@@ -72,16 +72,22 @@ class Indexes:
         counts = np.bincount(self.chunk_article, minlength=len(self.article_ids))
         self.article_chunks: list[np.ndarray] = np.split(order, np.cumsum(counts)[:-1]) if counts.size else []
         self.sentence_chunk, self.sentences = sentences
+        # the chunk of every sentence posting, laid out like the postings: a word's slice is contiguous
 
-    def best_sentence(self, text: str, max_share: float = 1.0) -> np.ndarray:
+    def best_sentence(self, text: str, chunks: np.ndarray | None = None) -> np.ndarray:
         """Per chunk, the BM25 score of its best-matching sentence for `text` — computed from the postings
-        of the text's words only (`max_share`: see LexicalIndex.postings), not over every sentence."""
-        rows, values = self.sentences.postings(text, max_share)
+        of the text's words only, not over every sentence; with `chunks` (a mask), for those chunks only
+        (0 elsewhere)."""
+        rows, values = self.sentences.postings(text)
         best = np.zeros(len(self.table.ids), np.float32)
         if rows.size:
+            owners = self.sentence_chunk[rows]
+            if chunks is not None:
+                keep = chunks[owners]
+                rows, values, owners = rows[keep], values[keep], owners[keep]
             per_sentence = np.zeros(self.sentences.size, np.float32)
             np.add.at(per_sentence, rows, values)
-            np.maximum.at(best, self.sentence_chunk[rows], per_sentence[rows])
+            np.maximum.at(best, owners, per_sentence[rows])
         return best
 
     @staticmethod

@@ -65,22 +65,23 @@ class LexicalIndex:
             return np.zeros(self.size, np.float32)
         return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
 
-    def postings(self, query: str, max_share: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    def postings(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """(row, score) of every posting of the query's words — each word as often as `scores` counts
-        it — so a caller can score just the rows that match; their sum per row is `scores`' value.
-        `max_share` < 1 leaves out the words found in more than that share of the rows (the commonest,
-        lowest-idf words: most of the postings, least of the score)."""
-        ids = [self.vocab[t] for t in tokenize(query) if t in self.vocab]
-        if not ids or not self.size:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        index = self.bm25.scores
-        indptr, indices, data = index["indptr"], index["indices"], index["data"]
-        spans = [(a, b) for i in ids for a, b in [(int(indptr[i]), int(indptr[i + 1]))]
-                 if b - a <= max_share * self.size]
+        it — so a caller can score just the rows that match; their sum per row is `scores`' value."""
+        spans = self.spans(query)
         if not spans:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        return (np.concatenate([indices[a:b] for a, b in spans]).astype(np.int64, copy=False),
-                np.concatenate([data[a:b] for a, b in spans]).astype(np.float32, copy=False))
+        index = self.bm25.scores
+        return (np.concatenate([index["indices"][a:b] for a, b in spans]).astype(np.int64, copy=False),
+                np.concatenate([index["data"][a:b] for a, b in spans]).astype(np.float32, copy=False))
+
+    def spans(self, query: str) -> list[tuple[int, int]]:
+        """Where each of the query's words has its postings (start, end in the index's posting arrays)."""
+        ids = [self.vocab[t] for t in tokenize(query) if t in self.vocab]
+        if not ids or not self.size:
+            return []
+        indptr = self.bm25.scores["indptr"]
+        return [(int(indptr[i]), int(indptr[i + 1])) for i in ids]
 
     def idf(self) -> dict[str, float]:
         """Inverse document frequency of every indexed word (BM25's own formula)."""

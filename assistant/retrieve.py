@@ -42,7 +42,7 @@ class Tuning:
     dense_weight: float = 0.3  # weight of the dense ranking against BM25's 1.0 in the main ranking
     dense_rrf: int = 60  # reciprocal-rank constant of the main BM25/dense fusion
     sentence_weight: float = 1.0  # best-sentence BM25 added to chunk BM25 (both max-normalised)
-    sentence_share: float = 1.0  # words in more than this share of sentences don't count in sentence BM25
+    sentence_candidates: int = 2000  # best-sentence BM25 only for this many top chunks by chunk BM25 (0: all)
     question_weight: float = 0.3  # whole-question BM25 added when ranking for one clause or hop
     depth: int = 60  # candidates taken from the main ranking
     list_depth: int = 20  # candidates taken from each ranking into the final fusion
@@ -188,10 +188,20 @@ class Retriever:
         own = self.indexes.lexical.scores(text) if chunk_bm25 is None else chunk_bm25
         if not self.tuning.sentence_weight:
             return own
-        best = self.indexes.best_sentence(text, self.tuning.sentence_share)
+        best = self.indexes.best_sentence(text, self._candidates(own))
         self._scored[text] = (own / max(float(own.max()), 1e-9)
                               + self.tuning.sentence_weight * best / max(float(best.max()), 1e-9))
         return self._scored[text]
+
+    def _candidates(self, chunk_bm25: np.ndarray) -> np.ndarray | None:
+        """The chunks worth a sentence-level score: the top `sentence_candidates` by chunk BM25 (a chunk
+        without the words has no sentence with them). None: all of them (a store no bigger than that)."""
+        n = self.tuning.sentence_candidates
+        if not n or chunk_bm25.size <= n:
+            return None
+        chosen = np.zeros(chunk_bm25.size, bool)
+        chosen[np.argpartition(chunk_bm25, chunk_bm25.size - n)[chunk_bm25.size - n :]] = True
+        return chosen
 
     def _hop(self, text: str, mask: np.ndarray, question_bm25: np.ndarray) -> Ranked:
         """One sub-query: its best articles (article-level BM25 inside its outlet/dates), and in each the

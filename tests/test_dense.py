@@ -60,13 +60,25 @@ def test_approximate_path_keeps_allowed_rows_and_matches_the_scan_at_the_top(cor
         assert len(set(ranked) & set(exact)) >= 18
 
 
+def test_a_mask_too_narrow_for_chroma_is_scanned_without_asking_it(corpus):
+    vectors, position, _, queries, _ = corpus
+    narrow = np.arange(N) % 20 == 0  # 150 rows: 1.5 x 20 x 3000 / 150 = 600 neighbours > MAX_FETCH
+    got = Dense(vectors, position, exact_max=100).rank(queries[:1], [narrow], 20, collection=Unusable())
+    assert got[0] == oracle(vectors, queries[0], narrow, 20)
+
+
+class Unusable:
+    def query(self, **_: object) -> None:
+        raise AssertionError("Chroma must not be asked")
+
+
 def test_approximate_path_falls_back_to_the_scan_when_the_filter_cuts_away_too_much(corpus):
     vectors, position, collection, queries, _ = corpus
     dense = Dense(vectors, position, exact_max=100)
-    # 150 allowed rows (> exact_max), chosen as those LEAST similar to the query: Chroma's oversampled
-    # neighbours hold none of them, so only the scan can find them
+    # 200 allowed rows (> exact_max; Chroma is asked for 1.5 x 20 x 3000 / 200 = 450 neighbours), chosen
+    # as those LEAST similar to the query: the neighbours hold none of them, only the scan finds them
     scores = vectors @ queries[0]
     far = np.zeros(N, bool)
-    far[np.argsort(scores)[:150]] = True
+    far[np.argsort(scores)[:200]] = True
     got = dense.rank(queries[:1], [far], 20, collection)[0]
     assert got == oracle(vectors, queries[0], far, 20)

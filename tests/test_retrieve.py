@@ -386,4 +386,19 @@ def test_postings_sum_to_the_dense_bm25_scores_and_the_best_sentence_is_their_ma
         oracle = np.zeros(len(ix.table.ids), np.float32)
         np.maximum.at(oracle, ix.sentence_chunk, ix.sentences.scores(query))
         assert np.allclose(ix.best_sentence(query), oracle, atol=1e-4), query
+        some = np.arange(len(ix.table.ids)) % 3 == 0  # only these chunks scored, the others 0
+        assert np.allclose(ix.best_sentence(query, some), np.where(some, oracle, 0), atol=1e-4), query
     assert ix.best_sentence("What did the company say about its revenue?").max() > 0  # the probes match
+
+
+def test_sentence_scores_for_the_top_chunks_only_keep_the_best_passage(settings, store, small_embedder):
+    records = corpus_records()[:10]
+    ingest([str(write_articles(settings.data_dir.parent / "b.json", records))], store, small_embedder, settings)
+    ix = Indexes.open(store, settings.data_dir)
+    assert len(ix.table.ids) > 40
+    every = Retriever(store, small_embedder, ix, Tuning(sentence_candidates=0))
+    few = Retriever(store, small_embedder, ix, Tuning(sentence_candidates=20))
+    assert few._candidates(ix.lexical.scores(records[0]["title"])).sum() == 20
+    for record in records:
+        question = f"What happened in {record['title']}?"
+        assert few.retrieve(question).passages[0].chunk_id == every.retrieve(question).passages[0].chunk_id
