@@ -393,7 +393,8 @@ def test_postings_sum_to_the_dense_bm25_scores_and_the_best_sentence_is_their_ma
 
 def test_sentence_scores_for_the_top_chunks_only_keep_the_best_passage(settings, store, small_embedder):
     records = corpus_records()[:10]
-    ingest([str(write_articles(settings.data_dir.parent / "b.json", records))], store, small_embedder, settings)
+    source = write_articles(settings.data_dir.parent / "b.json", records)
+    ingest([str(source)], store, small_embedder, settings)
     ix = Indexes.open(store, settings.data_dir)
     assert len(ix.table.ids) > 40
     every = Retriever(store, small_embedder, ix, Tuning(sentence_candidates=0))
