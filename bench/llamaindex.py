@@ -19,14 +19,11 @@ The LlamaIndex timings include loading the JSON and building the Documents (news
 Each side's rate is given per chunk, per article and per embedded model token (they chunk differently).
 Prints one JSON object on its last stdout line.
 
-LlamaIndex is not a dependency of newsqa: it is installed in a separate venv that also sees the
-project's env (a .pth file), so `make install` never gets it:
-    /tmp/venv/bin/python -m venv /tmp/bench-venv
-    echo /tmp/venv/lib/python3.11/site-packages > /tmp/bench-venv/lib/python3.11/site-packages/newsqa-env.pth
-    /tmp/bench-venv/bin/pip install -r bench/requirements-llamaindex.txt
-    /tmp/bench-venv/bin/python bench/llamaindex.py --quick       # or --limit 100
-(`/tmp/venv` = the project's env, e.g. `.venv`; with the project installed in that venv instead, skip the
-.pth line.)
+LlamaIndex is not a dependency of newsqa: `make bench ARGS="--only llamaindex"` (bench/all.py) runs this
+script in `.venv-bench`, made on first use as a venv that also sees the project's env (a .pth file) plus
+the pinned bench/requirements-llamaindex.txt, so `make install` never gets it. By hand:
+    .venv/bin/python bench/all.py --quick --only llamaindex
+    .venv-bench/bin/python bench/llamaindex.py --limit 100       # once .venv-bench exists
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ Goals (issue 6): p50 ≤ 20 ms and p99 ≤ 60 ms at 100k chunks; 1M chunks withi
 Writes bench/out/scale.json and bench/out/scale.svg (latency and RSS against size). Progress on stderr;
 ONE JSON object on the last stdout line; exit 1 when a phase failed or retrieval returned nothing.
 
-    /tmp/venv/bin/python bench/scale.py [--sizes 10k,100k,1M] [--questions 200] [--quick] [--profile]
+    .venv/bin/python bench/scale.py [--sizes 10k,100k,1M] [--questions 200] [--quick] [--profile]
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ Writing. Articles go through `Store.commit_batch` with prepared `Pending` object
 the collections (`newsqa-chunks-minilm-l3`, `newsqa-articles-minilm-l3`) are exactly what ingest
 writes, under `DIR/chroma` — open it with `NEWSQA_DATA_DIR=DIR NEWSQA_EMBEDDER=minilm-l3`.
 
-    /tmp/venv/bin/python bench/scale_corpus.py --chunks 100000 --out DIR [--seed 0] [--pool-articles N]
+    .venv/bin/python bench/scale_corpus.py --chunks 100000 --out DIR [--seed 0] [--pool-articles N]
 
 Progress on stderr; one JSON object (counts, seconds, chunks/s, peak RSS) on the last stdout line.
 """

@@ -13,7 +13,7 @@ moments, then rerun, must leave exactly the store and indexes of a clean run; no
      restart /articles shows only committed articles with all their chunks and /ask cites only those;
      the final re-upload must leave the store and indexes of a clean (unkilled) server upload.
 
-    /tmp/venv/bin/python stress/crash.py [--quick] [--articles N] [--kills K] [--save-kills S]
+    .venv/bin/python stress/crash.py [--quick] [--articles N] [--kills K] [--save-kills S]
                                          [--server-kills S] [--seed SEED]
 
 Progress goes to stderr; the last stdout line is one JSON object (kills per kind, mismatches, wall

@@ -2,7 +2,7 @@
 scripted OpenAI-compatible server (tests/fake_openai.py) that misbehaves in every way we know of — and
 the per-fault latency of /ask and /ask/stream, which the answer budget must bound.
 
-    /tmp/venv/bin/python stress/faults.py [--quick] [--reps N]
+    .venv/bin/python stress/faults.py [--quick] [--reps N]
 
 Builds a store in a temp dir (the seed and a few short MultiHop-RAG articles, embedder minilm-l3),
 serves it with NEWSQA_LLM_TIMEOUT_S / NEWSQA_ANSWER_TIMEOUT_S set small (1 / 2 s quick, 2 / 4 s full),

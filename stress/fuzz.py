@@ -10,7 +10,7 @@ check of schemathesis plus ours), at a much larger size and with a random (repor
 
 The rate limit is off (NEWSQA_ASK_RATE_PER_MINUTE=0), else the questions would mostly be 429s.
 
-    /tmp/venv/bin/python stress/fuzz.py [--quick] [--examples N] [--seed S]
+    .venv/bin/python stress/fuzz.py [--quick] [--examples N] [--seed S]
 
 Progress goes to stderr; the last stdout line is one JSON object: cases run, 5xx count, check violations
 (with a curl to reproduce the first ones), engine errors, wall time, per-run status counts. Exits 1 when

@@ -4,7 +4,7 @@
 good MultiHop-RAG articles, with a manifest of what each must yield (titles; for a bad one, a regex its
 failure reason matches). `check(manifest, failures, stored)` lists every way the run fell short of it.
 
-    /tmp/venv/bin/python stress/hostile.py [--quick] [--bad N] [--good N]
+    .venv/bin/python stress/hostile.py [--quick] [--bad N] [--good N]
 
 The full run ingests the folder with `python -m assistant.cli ingest DIR --json` in a subprocess (timeout,
 peak RSS from RUSAGE_CHILDREN). Progress on stderr; the last stdout line is one JSON object; exit 1 when

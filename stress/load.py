@@ -1,7 +1,7 @@
 """Load test of the HTTP API: /ask (scripted model) and /articles under many concurrent clients, and
 an ingest over HTTP while both are queried — errors, latency percentiles, throughput, torn reads.
 
-    /tmp/venv/bin/python stress/load.py [--quick] [--data-dir D] [--clients N] [--seconds S] [--keep-log F]
+    .venv/bin/python stress/load.py [--quick] [--data-dir D] [--clients N] [--seconds S] [--keep-log F]
 
 Builds a store in a temp dir (the MultiHop-RAG articles minus a held-back set, embedder minilm-l3) —
 or copies the one in --data-dir (built there first if missing) — serves it with `newsqa serve` in a
