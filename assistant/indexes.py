@@ -33,6 +33,8 @@ from ingest.quotes import QuoteIndex, extract_quotes
 
 log = logging.getLogger("newsqa.indexes")
 VERSION = 4
+
+
 def _store_fingerprint(chunk_ids: list[str], records: list[tuple[str, dict[str, Any]]]) -> str:
     digest = hashlib.sha256(f"v{VERSION}".encode())
     for cid in sorted(chunk_ids):
@@ -72,7 +74,6 @@ class Indexes:
         counts = np.bincount(self.chunk_article, minlength=len(self.article_ids))
         self.article_chunks: list[np.ndarray] = np.split(order, np.cumsum(counts)[:-1]) if counts.size else []
         self.sentence_chunk, self.sentences = sentences
-        # the chunk of every sentence posting, laid out like the postings: a word's slice is contiguous
 
     def best_sentence(self, text: str, chunks: np.ndarray | None = None) -> np.ndarray:
         """Per chunk, the BM25 score of its best-matching sentence for `text` — computed from the postings
