@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import PYTHON, ROOT, SEED, cli_env, run_cli, shortest_records, write_articles
-from test_server_mode import ChromaServer, close_http, free_port
+from test_server_mode import chroma_server, close_http, free_port  # noqa: F401  (chroma_server: a fixture)
 
 from assistant.indexes import Indexes, fingerprint
 from assistant.service import Service, open_service, open_store
@@ -28,16 +28,6 @@ from ingest.pipeline import ingest
 pytestmark = pytest.mark.server
 QUESTIONS = ["What did Qureshi say about Russia?", "What did Lavrov discuss with Imran Khan?",
              "Why is Russia important to Pakistan according to Qureshi?"]
-
-
-@pytest.fixture
-def chroma(tmp_path) -> Iterator[ChromaServer]:
-    server = ChromaServer(tmp_path / "chroma-data", tmp_path / "chroma.log")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 @contextmanager
@@ -140,12 +130,13 @@ def parent_of(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def test_two_workers_answer_like_local_mode_and_follow_the_store(tmp_path, chroma, settings, small_embedder):
+def test_two_workers_answer_like_local_mode_and_follow_the_store(tmp_path, chroma_server,  # noqa: F811
+                                                                settings, small_embedder):
     records = shortest_records(4, skip=30)
     first = write_articles(tmp_path / "first.json", records)
     later_record = shortest_records(1, skip=50)[0]
     later = write_articles(tmp_path / "later.json", [later_record])
-    remote = {"NEWSQA_CHROMA_HOST": "127.0.0.1", "NEWSQA_CHROMA_PORT": str(chroma.port)}
+    remote = {"NEWSQA_CHROMA_HOST": "127.0.0.1", "NEWSQA_CHROMA_PORT": str(chroma_server.port)}
     done = run_cli("ingest", str(SEED), str(first), "--json", env=cli_env(tmp_path / "cli-data", **remote))
     assert done.returncode == 0, done.stderr
 
@@ -179,7 +170,8 @@ def test_two_workers_answer_like_local_mode_and_follow_the_store(tmp_path, chrom
 
     assert proc.returncode == 0, (tmp_path / "serve.log").read_text()[-3000:]
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a worker outlived the serve"
-    shared = open_store(settings.model_copy(update={"chroma_host": "127.0.0.1", "chroma_port": chroma.port}))
+    remote_settings = {"chroma_host": "127.0.0.1", "chroma_port": chroma_server.port}
+    shared = open_store(settings.model_copy(update=remote_settings))
     folder = Indexes.folder(tmp_path / "server-data", shared)
     assert json.loads((folder / "meta.json").read_text())["fingerprint"] == fingerprint(shared)
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name], "no torn or leftover save"
