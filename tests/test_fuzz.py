@@ -169,7 +169,9 @@ def fuzz(base_url: str, examples: int, *, token: str | None = TOKEN, paths: list
                                            config=schemathesis.Config.from_dict(config))
     if question_prefix:
         def map_body(context: Any, body: Any) -> Any:
-            if isinstance(body, dict) and isinstance(body.get("question"), str):
+            # a blank question stays blank: it may be a schema-violating case, which must still be rejected
+            # (prefixed, it became a valid question, and the "negative data rejected" check failed)
+            if isinstance(body, dict) and isinstance(body.get("question"), str) and body["question"].strip():
                 return {**body, "question": f"{question_prefix} {body['question']}"}
             return body
 
