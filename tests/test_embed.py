@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import shutil
@@ -21,6 +22,7 @@ from assistant.embed import (
     OpenAIEmbedder,
     _length_batches,
     _package_dir,
+    _solo_sessions,
 )
 from assistant.store import Store, make_client
 from ingest.formats import article_from_record
@@ -56,16 +58,47 @@ def check_semantics(embedder) -> None:
 def test_minilm_l3_vectors_order_and_batching(small_embedder):
     single = np.vstack([small_embedder.embed([t]) for t in TEXTS])
     check_vectors(single, len(TEXTS))
-    small_batches = OnnxEmbedder("minilm-l3", batch_size=3)  # length-sorted batches of 3, padded per batch
-    together = small_batches.embed(TEXTS)
+    small_batches = OnnxEmbedder("minilm-l3", batch_size=3, threads=2)  # length-sorted batches of 3, padded
+    together = small_batches.embed(TEXTS)  # per batch, run side by side on one single-thread session per core
     check_vectors(together, len(TEXTS))
     assert np.abs(together - single).max() < 1e-5
+    in_turn = OnnxEmbedder("minilm-l3", batch_size=3, threads=1).embed(TEXTS)  # one session, batch by batch
+    assert np.abs(in_turn - together).max() < 1e-5
+    sessions = _solo_sessions(2)  # one per usable core, here 2 (1 on a one-core runner: no side by side)
+    assert (small_batches._solo.qsize() if small_batches._solo else 1) == sessions  # all handed back
+    fresh = OnnxEmbedder("minilm-l3", batch_size=32, threads=2)
+    assert np.abs(fresh.embed(TEXTS) - single).max() < 1e-5
+    assert fresh._solo is None  # a few texts (a question's) stay on the shared session
     assert np.abs(small_embedder.embed(TEXTS) - single).max() < 1e-5  # batches of similar length
     order = [5, 2, 7, 0, 3, 6, 1, 4]
     assert np.abs(small_batches.embed([TEXTS[i] for i in order]) - single[order]).max() < 1e-5
     assert len({v.tobytes() for v in single}) == len(TEXTS)
     check_semantics(small_embedder)
     assert small_embedder.embed([]).shape == (0, 384)
+
+
+def test_a_text_over_the_model_limit_counts_whole_as_the_mean_over_its_windows(small_embedder):
+    limit = ONNX_MODELS["minilm-l3"].max_tokens  # 128 word pieces with [CLS] and [SEP]
+    words = ["alpha", "beta", "gamma", "delta", "river", "market", "court", "vote"]  # one word piece each
+    first = " ".join(words[i % 8] for i in range(limit - 2))
+    second = " ".join(words[(i * 3) % 8] for i in range(limit - 2))
+    tokenizer = small_embedder._tokenizer
+    ids = [tokenizer.encode(t).ids for t in (first, second)]
+    assert [len(i) for i in ids] == [limit, limit]
+    whole = small_embedder.embed([f"{first} {second}"])[0]
+    run = functools.partial(small_embedder._run, small_embedder._session)
+    # the oracle: mean pooling over every token state of both windows, normalised
+    summed = run(ids[:1])[0] + run(ids[1:])[0]
+    assert np.abs(whole - summed / np.linalg.norm(summed)).max() < 1e-5
+    # the tail past the limit changes the vector (truncation ignored it), and a short text is as before
+    tails = small_embedder.embed([f"{first} {UNRELATED}", f"{first} {PARAPHRASE[0]}"])
+    assert np.abs(tails[0] - tails[1]).max() > 1e-3  # truncated, both were the first window's vector
+    short = run(ids[:1])[0]
+    assert np.abs(small_embedder.embed([first])[0] - short / np.linalg.norm(short)).max() < 1e-5
+    # windows of several texts in one call land on their own text, whatever the batching
+    mixed = OnnxEmbedder("minilm-l3", batch_size=2).embed(["Short.", f"{first} {second}", first])
+    assert np.abs(mixed[1] - whole).max() < 1e-5
+    assert np.abs(mixed[0] - small_embedder.embed(["Short."])[0]).max() < 1e-5
 
 
 def test_batches_group_similar_lengths_shortest_first():
