@@ -106,8 +106,9 @@ class Codes:
 
     def isin(self, values: Sequence[str]) -> np.ndarray:
         """Which rows hold one of `values` (a boolean mask)."""
-        wanted = [self.index[v] for v in values if v in self.index]
-        return np.isin(self.codes, wanted)
+        lookup = np.zeros(len(self.index) + 1, bool)  # one flag per code: a gather, not np.isin's sort
+        lookup[[self.index[v] for v in values if v in self.index]] = True
+        return lookup[self.codes]
 
 
 @dataclass

@@ -13,12 +13,16 @@ always either absent or one complete save — a process killed while saving neve
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +78,11 @@ class Indexes:
         counts = np.bincount(self.chunk_article, minlength=len(self.article_ids))
         self.article_chunks: list[np.ndarray] = np.split(order, np.cumsum(counts)[:-1]) if counts.size else []
         self.sentence_chunk, self.sentences = sentences
+        if len(self.sentence_chunk) != self.sentences.size or (np.diff(self.sentence_chunk) < 0).any():
+            raise ValueError("sentence index out of step with its chunks (not one row per sentence in "
+                             "chunk order)")  # `open` rebuilds a saved copy that fails this
+        # sentences are stored in chunk order: chunk c's are sentence_start[c]:sentence_start[c + 1]
+        self.sentence_start = np.searchsorted(self.sentence_chunk, np.arange(len(table.ids) + 1))
 
     def best_sentence(self, text: str, chunks: np.ndarray | None = None) -> np.ndarray:
         """Per chunk, the BM25 score of its best-matching sentence for `text` — computed from the postings
@@ -81,14 +90,17 @@ class Indexes:
         (0 elsewhere)."""
         rows, values = self.sentences.postings(text)
         best = np.zeros(len(self.table.ids), np.float32)
+        if rows.size and chunks is not None:
+            # the chosen chunks' sentences (contiguous runs: sentences are stored in chunk order) as a
+            # bitmap, 1 byte per sentence: cheaper to look postings up in than the sentence→chunk array
+            wanted = np.zeros(self.sentences.size, bool)
+            wanted[_expand(self.sentence_start[:-1][chunks], self.sentence_start[1:][chunks])] = True
+            keep = wanted[rows]
+            rows, values = rows[keep], values[keep]
         if rows.size:
-            owners = self.sentence_chunk[rows]
-            if chunks is not None:
-                keep = chunks[owners]
-                rows, values, owners = rows[keep], values[keep], owners[keep]
             per_sentence = np.zeros(self.sentences.size, np.float32)
             np.add.at(per_sentence, rows, values)
-            np.maximum.at(best, owners, per_sentence[rows])
+            np.maximum.at(best, self.sentence_chunk[rows], per_sentence[rows])
         return best
 
     @staticmethod
@@ -136,7 +148,8 @@ class Indexes:
         committed = {i: m.get("content_hash") for i, m in records if m.get("status") == INDEXED}
         ids, texts, metas, vectors = _all_chunks(store, committed)
         table = ChunkTable.from_rows(ids, texts, metas)
-        lexical = LexicalIndex.build([f"{table.header(i)}\n\n{t}" for i, t in enumerate(texts)])
+        lexical = LexicalIndex.build(f"{table.header(i)}\n\n{t}" for i, t in enumerate(texts))
+        del ids, texts, metas  # the table holds its own copies
         order = article_order(table)
         wanted = set(order)
         bodies = {i: body for i, _, body in store.all_records(include_body=True) if i in wanted and body}
@@ -145,8 +158,12 @@ class Indexes:
             if article_id in bodies:
                 quotes.add(article_id, extract_quotes(bodies[article_id]))
         articles = LexicalIndex.build(_article_texts(table, bodies))
-        owner, sentences = sentence_rows(table)
-        return cls(table, lexical, articles, (owner, LexicalIndex.build(sentences)), quotes,
+        del bodies
+        _release_freed_memory()
+        owner: list[int] = []  # filled as the sentences are read: the sentence index streams them
+        sentences = LexicalIndex.build(sentence_rows(table, owner))
+        _release_freed_memory()
+        return cls(table, lexical, articles, (np.array(owner, dtype=np.int64), sentences), quotes,
                    catalog_of(table), fp, vectors)
 
     def save(self, folder: Path) -> None:
@@ -215,17 +232,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sentence_rows(table: ChunkTable) -> tuple[np.ndarray, list[str]]:
-    """Every sentence of every chunk and the chunk it is in (for sentence-level BM25)."""
+def sentence_rows(table: ChunkTable, owner: list[int]) -> Iterator[str]:
+    """Every sentence of every chunk, in chunk order (for sentence-level BM25); the chunk of each is
+    appended to `owner` as it is yielded."""
     from assistant.cite import split_sentences
 
-    owner: list[int] = []
-    texts: list[str] = []
     for i, text in enumerate(table.texts):
         for sentence in split_sentences(text):
             owner.append(i)
-            texts.append(sentence)
-    return np.array(owner, dtype=np.int64), texts
+            yield sentence
 
 
 def article_order(table: ChunkTable) -> list[str]:
@@ -255,8 +270,38 @@ def _all_chunks(store: Store, committed: dict[str, Any]
         texts.extend(got["documents"])
         metas.extend(got["metadatas"])
         blocks.append(np.asarray(got["embeddings"], dtype=np.float32))
+        del got
+        _release_freed_memory()
     order = sorted((i for i, m in enumerate(metas) if m.get("article_id") in committed
                     and committed[m["article_id"]] == m.get("content_hash")), key=lambda i: ids[i])
     dim = blocks[0].shape[1] if blocks else 0
     vectors = np.concatenate(blocks)[order] if blocks else np.zeros((0, dim), np.float32)
     return [ids[i] for i in order], [texts[i] for i in order], [metas[i] for i in order], vectors
+
+
+def _expand(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Every integer of the ranges [starts[i], ends[i]), in order (one vectorised np.arange per range)."""
+    lengths = ends - starts
+    if not lengths.size or not lengths.sum():
+        return np.zeros(0, np.int64)
+    offsets = np.cumsum(lengths)
+    return np.repeat(starts - (offsets - lengths), lengths) + np.arange(offsets[-1])
+
+
+@cache
+def _malloc_trim() -> Any:
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def _release_freed_memory() -> None:
+    """Hand the C heap's freed memory back to the OS. Each page of Chroma's `get` is built in the C
+    heap and freed, but glibc keeps the freed space: reading a 10k-chunk store held ~150 MB that way
+    (malloc_trim gave back 115 MB of it), and the 100k build peaked at 2.6 GB mostly from this."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import bm25s
 import numpy as np
 import pytest
 from conftest import SEED, cli_env, corpus_records, run_cli, write_articles
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from assistant.embed import Embedder
 from assistant.indexes import Indexes
+from assistant.lexical import LexicalIndex, tokenize
 from assistant.query import LATEST_DAYS
 from assistant.retrieve import Retrieval, Retriever, Tuning
 from assistant.schema import Filters, Passage
@@ -371,6 +373,33 @@ def test_top_equals_a_stable_argsorts_first_n(values, n):
     assert _top(key, n).tolist() == np.argsort(-key, kind="stable")[:n].tolist()
 
 
+def bm25s_scores(index: LexicalIndex, query: str) -> np.ndarray:
+    """bm25s' own scoring of the index (the oracle), repeated words and all."""
+    tokens = [t for t in tokenize(query) if t in index.vocab]
+    if not tokens:
+        return np.zeros(index.size, np.float32)
+    return np.asarray(index.bm25.get_scores(tokens), np.float32)
+
+
+def test_the_streamed_bm25_build_equals_bm25s_own_index(tmp_path):
+    bodies = [r["body"] for r in corpus_records()[:40]]
+    texts = [b[i : i + 900] for b in bodies for i in range(0, min(len(b), 3600), 900)]
+    texts += ["", "the of and", "Police police POLICE said.", texts[0]]  # empty, only stopwords, repeats
+    ours = LexicalIndex.build(iter(texts))  # a generator: read once
+    reference = bm25s.BM25(k1=1.2, b=0.75)
+    reference.index([tokenize(t) or ["\x00"] for t in texts], show_progress=False)
+    assert ours.size == len(texts) and set(reference.vocab_dict) - set(ours.vocab) <= {""}
+    ours.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    questions = [r["title"] for r in corpus_records()[:30]] + ["police police said", "zzzz", texts[5][:200]]
+    for question in questions:
+        tokens = [t for t in tokenize(question) if t in reference.vocab_dict]
+        expected = reference.get_scores(tokens) if tokens else np.zeros(len(texts))
+        assert np.allclose(ours.scores(question), expected, rtol=1e-6, atol=1e-6), question
+        assert np.array_equal(loaded.scores(question), ours.scores(question)), question
+    assert LexicalIndex.build([]).size == 0 and not LexicalIndex.build([]).scores("police").any()
+
+
 def test_postings_sum_to_the_dense_bm25_scores_and_the_best_sentence_is_their_max(settings, store,
                                                                                    small_embedder):
     ingest([str(write_articles(settings.data_dir.parent / "a.json", corpus_records()[:8]))], store,
@@ -382,13 +411,34 @@ def test_postings_sum_to_the_dense_bm25_scores_and_the_best_sentence_is_their_ma
             rows, values = index.postings(query)
             summed = np.zeros(index.size, np.float32)
             np.add.at(summed, rows, values)
-            assert np.allclose(summed, index.scores(query), atol=1e-4), query
+            assert np.allclose(summed, bm25s_scores(index, query), atol=1e-4), query
+            assert np.allclose(index.scores(query), summed, atol=1e-4), query
         oracle = np.zeros(len(ix.table.ids), np.float32)
         np.maximum.at(oracle, ix.sentence_chunk, ix.sentences.scores(query))
         assert np.allclose(ix.best_sentence(query), oracle, atol=1e-4), query
         some = np.arange(len(ix.table.ids)) % 3 == 0  # only these chunks scored, the others 0
         assert np.allclose(ix.best_sentence(query, some), np.where(some, oracle, 0), atol=1e-4), query
     assert ix.best_sentence("What did the company say about its revenue?").max() > 0  # the probes match
+
+
+def test_sentence_candidates_in_a_big_store_are_the_top_scores_by_a_sampled_cut():
+    retriever = Retriever.__new__(Retriever)
+    retriever.tuning, retriever._allowed = Tuning(sentence_candidates=2000), None
+    rng = np.random.default_rng(3)
+    n = 100_000
+    for scores in (rng.gamma(1.0, 2.0, n), np.where(rng.random(n) < 0.5, 0.0, rng.random(n)),
+                   np.where(rng.random(n) < 0.002, 1.0 + rng.random(n), 0.0)):
+        chosen = retriever._candidates(scores.astype(np.float32))
+        assert chosen is not None
+        assert scores[chosen].min() >= scores[~chosen].max()  # a cut-off: every chosen one beats the rest
+        positive = int((scores > 0).sum())
+        assert abs(int(chosen.sum()) - min(2000, positive)) <= 0.15 * 2000 or chosen.sum() == positive
+        assert scores[chosen].min() > 0  # a chunk without the words is never a candidate
+    ties = np.where(rng.random(n) < 0.2, 1.0, 0.5).astype(np.float32)  # 20k tied at the top
+    assert retriever._candidates(ties).sum() == 2000  # too many tied at the cut-off: the exact top
+    retriever._allowed = rng.random(n) < 0.01  # a narrow filter: candidates come from inside it
+    chosen = retriever._candidates(rng.gamma(1.0, 2.0, n).astype(np.float32))
+    assert chosen is not None and not (chosen & ~retriever._allowed).any() and chosen.sum() >= 900
 
 
 def test_sentence_scores_for_the_top_chunks_only_keep_the_best_passage(settings, store, small_embedder):
