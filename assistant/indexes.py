@@ -88,20 +88,9 @@ class Indexes:
         """Per chunk, the BM25 score of its best-matching sentence for `text` — computed from the postings
         of the text's words only, not over every sentence; with `chunks` (a mask), for those chunks only
         (0 elsewhere)."""
-        rows, values = self.sentences.postings(text)
-        best = np.zeros(len(self.table.ids), np.float32)
-        if rows.size and chunks is not None:
-            # the chosen chunks' sentences (contiguous runs: sentences are stored in chunk order) as a
-            # bitmap, 1 byte per sentence: cheaper to look postings up in than the sentence→chunk array
-            wanted = np.zeros(self.sentences.size, bool)
-            wanted[_expand(self.sentence_start[:-1][chunks], self.sentence_start[1:][chunks])] = True
-            keep = wanted[rows]
-            rows, values = rows[keep], values[keep]
-        if rows.size:
-            per_sentence = np.zeros(self.sentences.size, np.float32)
-            np.add.at(per_sentence, rows, values)
-            np.maximum.at(best, self.sentence_chunk[rows], per_sentence[rows])
-        return best
+        from assistant.sentence_scores import SentenceView
+
+        return SentenceView(self, chunks).best(text)
 
     @staticmethod
     def folder(data_dir: Path, store: Store) -> Path:
@@ -277,15 +266,6 @@ def _all_chunks(store: Store, committed: dict[str, Any]
     dim = blocks[0].shape[1] if blocks else 0
     vectors = np.concatenate(blocks)[order] if blocks else np.zeros((0, dim), np.float32)
     return [ids[i] for i in order], [texts[i] for i in order], [metas[i] for i in order], vectors
-
-
-def _expand(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Every integer of the ranges [starts[i], ends[i]), in order (one vectorised np.arange per range)."""
-    lengths = ends - starts
-    if not lengths.size or not lengths.sum():
-        return np.zeros(0, np.int64)
-    offsets = np.cumsum(lengths)
-    return np.repeat(starts - (offsets - lengths), lengths) + np.arange(offsets[-1])
 
 
 @cache

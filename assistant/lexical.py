@@ -102,13 +102,12 @@ class LexicalIndex:
         spans = self.spans(query)
         if not spans:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        index = self.bm25.scores
-        rows, values = [], []
-        for (a, b), times in Counter(spans).items():
-            rows.append(index["indices"][a:b])
-            values.append(index["data"][a:b] * np.float32(times) if times > 1 else index["data"][a:b])
-        return (np.concatenate(rows).astype(np.int64, copy=False),
-                np.concatenate(values).astype(np.float32, copy=False))
+        return weighted([(self.word_postings(span), times) for span, times in Counter(spans).items()])
+
+    def word_postings(self, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of one word's postings, given where they are (see `spans`)."""
+        a, b = span
+        return self.bm25.scores["indices"][a:b], self.bm25.scores["data"][a:b]
 
     def spans(self, query: str) -> list[tuple[int, int]]:
         """Where each of the query's words has its postings (start, end in the index's posting arrays),
@@ -143,3 +142,13 @@ class LexicalIndex:
             return cls.build([])
         # memory-mapped: a query reads the postings of its own words, not the whole index
         return cls(bm25s.BM25.load(str(folder), mmap=True, show_progress=False), size)
+
+
+def weighted(parts: list[tuple[tuple[np.ndarray, np.ndarray], int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Words' postings ((rows, scores), times said) as one (rows, scores) pair, each word's scores times
+    the number of times it was said."""
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    rows = np.concatenate([r for (r, _), _ in parts]).astype(np.int64, copy=False)
+    values = np.concatenate([v * np.float32(t) if t > 1 else v for (_, v), t in parts])
+    return rows, values.astype(np.float32, copy=False)

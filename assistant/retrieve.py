@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from assistant.lexical import tokenize
 from assistant.probes import probes
 from assistant.query import QueryPlan, SubQuery, plan
 from assistant.schema import Filters, Passage
+from assistant.sentence_scores import SentenceView, candidates
 from assistant.store import Store
 
 Ranked = list[tuple[int, float]]  # (position in the chunk table, score), best first
@@ -91,13 +91,15 @@ class Retriever:
         self._scored: dict[str, np.ndarray] = {}
         self._masks: dict[tuple[Any, ...], np.ndarray] = {}
         self._allowed: np.ndarray | None = None  # what the question's filters allow (None: everything)
+        self._own: dict[str, np.ndarray] = {}  # chunk BM25 per text
+        self._view: SentenceView | None = None  # best-sentence scoring shared by a question's texts
 
     def retrieve(self, question: str, k: int = 10, filters: Filters | None = None,
                  query: str | None = None) -> Retrieval:
         """The passages for a question, ranked. Pinned to the indexes current when it starts: a refresh
         (another thread) may swap `self.indexes` meanwhile, and one ranking must not mix two of them."""
         pinned = copy.copy(self)
-        pinned._scored, pinned._masks = {}, {}  # chunk scores per text, filter masks: this retrieval only
+        pinned._scored, pinned._masks, pinned._own = {}, {}, {}  # per text / filter: this retrieval only
         return pinned._retrieve(question, k, filters, query)
 
     def _retrieve(self, question: str, k: int, filters: Filters | None, query: str | None) -> Retrieval:
@@ -115,8 +117,10 @@ class Retriever:
         dense_texts = [text] + ([c.text for c in clauses] if self.tuning.clause_dense else [])
         vectors = self.embedder.embed(dense_texts)
         t2 = time.perf_counter()
-        bm25 = self.indexes.lexical.scores(text)
+        bm25 = self._own[text] = self.indexes.lexical.scores(text)
         scoped = [self._clause_scope(clause, mask) for clause in clauses]
+        self._view = self._sentence_view([text, *(s.text for s in the_plan.subqueries),
+                                          *(c.text for c, _ in scoped)])
         dense_masks = [mask, *(own for _, own in scoped)][: len(vectors)]
         dense = self.indexes.dense.rank(vectors, dense_masks, self.tuning.depth, self.store.chunks)
         lists = [(self._main(text, bm25, dense[0], mask), 1.0)]
@@ -197,36 +201,35 @@ class Retriever:
         max-normalised)."""
         if text in self._scored:  # a question's clauses and hops repeat some texts
             return self._scored[text]
-        own = self.indexes.lexical.scores(text) if chunk_bm25 is None else chunk_bm25
+        own = self._chunk_bm25(text) if chunk_bm25 is None else chunk_bm25
         if not self.tuning.sentence_weight:
             return own
-        best = self.indexes.best_sentence(text, self._candidates(own))
+        view = self._view or SentenceView(self.indexes, self._candidates(own))
+        best = view.best(text)
         self._scored[text] = (own / max(float(own.max()), 1e-9)
                               + self.tuning.sentence_weight * best / max(float(best.max()), 1e-9))
         return self._scored[text]
 
-    def _candidates(self, chunk_bm25: np.ndarray) -> np.ndarray | None:
-        """The chunks worth a sentence-level score: about the top `sentence_candidates` by chunk BM25 among
-        the chunks the question's filters allow (a chunk without the words has no sentence with them).
-        None: all of them (a store no bigger than that). When that is many, the cut-off is read from a
-        fixed random sample holding ~400 of them (a full partition of 100k scores cost ~1 ms per text);
-        the count then varies by about 5 % — ties at the cut-off that would take over 1.5× as many fall
-        back to the exact top."""
-        n, size = self.tuning.sentence_candidates, chunk_bm25.size
-        if not n or size <= n:
+    def _chunk_bm25(self, text: str) -> np.ndarray:
+        if text not in self._own:
+            self._own[text] = self.indexes.lexical.scores(text)
+        return self._own[text]
+
+    def _sentence_view(self, texts: list[str]) -> SentenceView | None:
+        """Sentence scoring for all of a question's texts at once, over the union of each text's
+        candidate chunks (so each word's postings are filtered once)."""
+        if not self.tuning.sentence_weight:
             return None
-        scores = chunk_bm25 if self._allowed is None else np.where(self._allowed, chunk_bm25, 0)
-        step = n // 400
-        if step >= 2:
-            sample = scores[_sample_positions(size, size // step)]
-            keep = max(1, round(sample.size * n / size))
-            cut = float(np.partition(sample, sample.size - keep)[sample.size - keep])
-            chosen = scores >= cut if cut > 0 else scores > 0
-            if chosen.sum() <= 1.5 * n:
-                return chosen
-        chosen = np.zeros(size, bool)
-        chosen[np.argpartition(scores, size - n)[size - n :]] = True
-        return chosen
+        chosen: np.ndarray | None = None
+        for text in dict.fromkeys(texts):
+            mine = self._candidates(self._chunk_bm25(text))
+            if mine is None:  # a small store: every chunk
+                return SentenceView(self.indexes, None)
+            chosen = mine if chosen is None else chosen | mine
+        return SentenceView(self.indexes, chosen)
+
+    def _candidates(self, chunk_bm25: np.ndarray) -> np.ndarray | None:
+        return candidates(chunk_bm25, self.tuning.sentence_candidates, self._allowed)
 
     def _hop(self, text: str, mask: np.ndarray, question_bm25: np.ndarray) -> Ranked:
         """One sub-query: its best articles (article-level BM25 inside its outlet/dates), and in each the
@@ -308,13 +311,6 @@ def _top(key: np.ndarray, n: int) -> np.ndarray:
     else:
         candidates = np.arange(key.size)
     return candidates[np.lexsort((candidates, -key[candidates]))][:n]
-
-
-@lru_cache(maxsize=8)
-def _sample_positions(size: int, m: int) -> np.ndarray:
-    """`m` distinct positions of `size`, sorted, the same every time (a fixed seed: rankings must not vary
-    between runs or processes)."""
-    return np.sort(np.random.default_rng(0).choice(size, m, replace=False))
 
 
 def _dedup(items: Ranked) -> Ranked:

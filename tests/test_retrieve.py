@@ -23,6 +23,7 @@ from assistant.lexical import LexicalIndex, tokenize
 from assistant.query import LATEST_DAYS
 from assistant.retrieve import Retrieval, Retriever, Tuning
 from assistant.schema import Filters, Passage
+from assistant.sentence_scores import SentenceView, candidates
 from assistant.settings import Settings
 from assistant.store import Store, make_client
 from ingest.pipeline import ingest
@@ -405,6 +406,7 @@ def test_postings_sum_to_the_dense_bm25_scores_and_the_best_sentence_is_their_ma
     ingest([str(write_articles(settings.data_dir.parent / "a.json", corpus_records()[:8]))], store,
            small_embedder, settings)
     ix = Indexes.open(store, settings.data_dir)
+    shared = SentenceView(ix, np.arange(len(ix.table.ids)) % 3 == 0)
     for query in ["What did the company say about its revenue?", "said said police police",
                   "zzzz-unknown-word", ix.table.texts[3][:120]]:
         for index in (ix.lexical, ix.sentences, ix.articles):
@@ -418,27 +420,28 @@ def test_postings_sum_to_the_dense_bm25_scores_and_the_best_sentence_is_their_ma
         assert np.allclose(ix.best_sentence(query), oracle, atol=1e-4), query
         some = np.arange(len(ix.table.ids)) % 3 == 0  # only these chunks scored, the others 0
         assert np.allclose(ix.best_sentence(query, some), np.where(some, oracle, 0), atol=1e-4), query
+        # one view shared by a question's texts (each word filtered once) scores each text the same
+        assert np.allclose(shared.best(query), np.where(some, oracle, 0), atol=1e-4), query
     assert ix.best_sentence("What did the company say about its revenue?").max() > 0  # the probes match
 
 
 def test_sentence_candidates_in_a_big_store_are_the_top_scores_by_a_sampled_cut():
-    retriever = Retriever.__new__(Retriever)
-    retriever.tuning, retriever._allowed = Tuning(sentence_candidates=2000), None
     rng = np.random.default_rng(3)
     n = 100_000
     for scores in (rng.gamma(1.0, 2.0, n), np.where(rng.random(n) < 0.5, 0.0, rng.random(n)),
                    np.where(rng.random(n) < 0.002, 1.0 + rng.random(n), 0.0)):
-        chosen = retriever._candidates(scores.astype(np.float32))
+        chosen = candidates(scores.astype(np.float32), 2000, None)
         assert chosen is not None
         assert scores[chosen].min() >= scores[~chosen].max()  # a cut-off: every chosen one beats the rest
         positive = int((scores > 0).sum())
         assert abs(int(chosen.sum()) - min(2000, positive)) <= 0.15 * 2000 or chosen.sum() == positive
         assert scores[chosen].min() > 0  # a chunk without the words is never a candidate
     ties = np.where(rng.random(n) < 0.2, 1.0, 0.5).astype(np.float32)  # 20k tied at the top
-    assert retriever._candidates(ties).sum() == 2000  # too many tied at the cut-off: the exact top
-    retriever._allowed = rng.random(n) < 0.01  # a narrow filter: candidates come from inside it
-    chosen = retriever._candidates(rng.gamma(1.0, 2.0, n).astype(np.float32))
-    assert chosen is not None and not (chosen & ~retriever._allowed).any() and chosen.sum() >= 900
+    assert candidates(ties, 2000, None).sum() == 2000  # too many tied at the cut-off: the exact top
+    allowed = rng.random(n) < 0.01  # a narrow filter: candidates come from inside it
+    chosen = candidates(rng.gamma(1.0, 2.0, n).astype(np.float32), 2000, allowed)
+    assert chosen is not None and not (chosen & ~allowed).any() and chosen.sum() >= 900
+    assert candidates(ties, 2000, None) is not None and candidates(ties[:2000], 2000, None) is None
 
 
 def test_sentence_scores_for_the_top_chunks_only_keep_the_best_passage(settings, store, small_embedder):

@@ -1,0 +1,96 @@
+"""Sentence scores: each chunk's best-matching sentence (BM25), for the chunks worth it.
+
+`candidates` picks, per text, about the top N chunks by chunk BM25 inside the question's filters; a
+`SentenceView` scores the sentences of the union of a question's candidates from the postings of each
+text's words, filtering each word's postings to those chunks once for all the question's texts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from assistant.lexical import weighted
+
+if TYPE_CHECKING:
+    from assistant.indexes import Indexes
+
+
+def candidates(chunk_bm25: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray | None:
+    """The chunks worth a sentence-level score: about the top `n` by chunk BM25 among those the question's
+    filters allow (`allowed`; None: all) — a chunk without the words has no sentence with them. None: all
+    of them (a store no bigger than `n`). When that is many, the cut-off is read from a
+    fixed random sample holding ~400 of them (a full partition of 100k scores cost ~1 ms per text);
+    the count then varies by about 5 % — ties at the cut-off that would take over 1.5× as many fall
+    back to the exact top."""
+    size = chunk_bm25.size
+    if not n or size <= n:
+        return None
+    scores = chunk_bm25 if allowed is None else np.where(allowed, chunk_bm25, 0)
+    step = n // 400
+    if step >= 2:
+        sample = scores[_sample_positions(size, size // step)]
+        keep = max(1, round(sample.size * n / size))
+        cut = float(np.partition(sample, sample.size - keep)[sample.size - keep])
+        chosen = scores >= cut if cut > 0 else scores > 0
+        if chosen.sum() <= 1.5 * n:
+            return chosen
+    chosen = np.zeros(size, bool)
+    chosen[np.argpartition(scores, size - n)[size - n :]] = True
+    return chosen
+
+
+@lru_cache(maxsize=8)
+def _sample_positions(size: int, m: int) -> np.ndarray:
+    """`m` distinct positions of `size`, sorted, the same every time (a fixed seed: rankings must not vary
+    between runs or processes)."""
+    return np.sort(np.random.default_rng(0).choice(size, m, replace=False))
+
+
+class SentenceView:
+    """Best-sentence scoring restricted to some chunks, for all the texts of one question: each word's
+    sentence postings are filtered to those chunks once and reused (a question's clauses and hops repeat
+    its words: at 100k chunks ~775k postings were touched per question, ~265k of them distinct)."""
+
+    def __init__(self, indexes: Indexes, chunks: np.ndarray | None) -> None:
+        self.indexes, self.wanted = indexes, None
+        self._words: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        if chunks is not None:
+            # the chosen chunks' sentences (contiguous runs: sentences are stored in chunk order) as a
+            # bitmap, 1 byte per sentence: cheaper to look postings up in than the sentence→chunk array
+            starts = indexes.sentence_start
+            self.wanted = np.zeros(indexes.sentences.size, bool)
+            self.wanted[_expand(starts[:-1][chunks], starts[1:][chunks])] = True
+
+    def best(self, text: str) -> np.ndarray:
+        """Per chunk, the BM25 score of its best-matching sentence for `text` (0 outside the chunks)."""
+        ix = self.indexes
+        spans = Counter(ix.sentences.spans(text))
+        rows, values = weighted([(self._word(span), times) for span, times in spans.items()])
+        best = np.zeros(len(ix.table.ids), np.float32)
+        if rows.size:
+            per_sentence = np.zeros(ix.sentences.size, np.float32)
+            np.add.at(per_sentence, rows, values)
+            np.maximum.at(best, ix.sentence_chunk[rows], per_sentence[rows])
+        return best
+
+    def _word(self, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        if span not in self._words:
+            rows, values = self.indexes.sentences.word_postings(span)
+            if self.wanted is not None:
+                keep = self.wanted[rows]
+                rows, values = rows[keep], values[keep]
+            self._words[span] = (rows, values)
+        return self._words[span]
+
+
+def _expand(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Every integer of the ranges [starts[i], ends[i]), in order (one vectorised np.arange per range)."""
+    lengths = ends - starts
+    if not lengths.size or not lengths.sum():
+        return np.zeros(0, np.int64)
+    offsets = np.cumsum(lengths)
+    return np.repeat(starts - (offsets - lengths), lengths) + np.arange(offsets[-1])
