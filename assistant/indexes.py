@@ -36,7 +36,7 @@ from assistant.store import INDEXED, Store
 from ingest.quotes import QuoteIndex, extract_quotes
 
 log = logging.getLogger("newsqa.indexes")
-VERSION = 4
+VERSION = 5
 
 
 def _store_fingerprint(chunk_ids: list[str], records: list[tuple[str, dict[str, Any]]]) -> str:
@@ -64,12 +64,12 @@ class Indexes:
 
     def __init__(self, table: ChunkTable, lexical: LexicalIndex, articles: LexicalIndex,
                  sentences: tuple[np.ndarray, LexicalIndex], quotes: QuoteIndex, catalog: Catalog,
-                 fingerprint: str, vectors: np.ndarray) -> None:
+                 fingerprint: str, vectors: np.ndarray, vector_order: np.ndarray) -> None:
         self.table, self.lexical, self.articles, self.quotes = table, lexical, articles, quotes
         self.catalog, self.fingerprint = catalog, fingerprint
         self.generation: str | None = None  # the store's change token these match (None: unknown)
         self.position = Positions(table.ids)
-        self.dense = Dense(vectors, self.position)
+        self.dense = Dense(vectors, self.position, order=vector_order)
         self.article_ids = article_order(table)
         self.article_index = {a: n for n, a in enumerate(self.article_ids)}
         self.chunk_article = table.article.astype(np.int64)
@@ -152,8 +152,9 @@ class Indexes:
         owner: list[int] = []  # filled as the sentences are read: the sentence index streams them
         sentences = LexicalIndex.build(sentence_rows(table, owner))
         _release_freed_memory()
+        clustered = clustered_order(table)
         return cls(table, lexical, articles, (np.array(owner, dtype=np.int64), sentences), quotes,
-                   catalog_of(table), fp, vectors)
+                   catalog_of(table), fp, vectors[clustered], clustered)
 
     def save(self, folder: Path) -> None:
         """Write a new folder beside `folder` and swap it in (old one renamed aside, new one renamed in).
@@ -179,6 +180,7 @@ class Indexes:
         self.sentences.save(tmp / "bm25-sentences")
         np.save(tmp / "sentence-chunk.npy", self.sentence_chunk)
         np.save(tmp / "vectors.npy", np.ascontiguousarray(self.dense.vectors, dtype=np.float32))
+        np.save(tmp / "vector-order.npy", self.dense.order)
         self.table.save(tmp)
         (tmp / "quotes.json").write_text(self.quotes.to_json())
         (tmp / "meta.json").write_text(json.dumps({"fingerprint": self.fingerprint, "version": VERSION}))
@@ -191,9 +193,10 @@ class Indexes:
         articles = LexicalIndex.load(folder / "bm25-articles")
         sentences = (np.load(folder / "sentence-chunk.npy"), LexicalIndex.load(folder / "bm25-sentences"))
         vectors = np.load(folder / "vectors.npy", mmap_mode="r")  # paged in as the scans touch it
-        if len(vectors) != len(table.ids):
-            raise ValueError(f"{len(vectors)} vectors for {len(table.ids)} chunks")
-        return cls(table, lexical, articles, sentences, quotes, catalog_of(table), fp, vectors)
+        order = np.load(folder / "vector-order.npy")
+        if len(vectors) != len(table.ids) or not np.array_equal(np.sort(order), np.arange(len(table.ids))):
+            raise ValueError(f"{len(vectors)} vectors / {len(order)} order for {len(table.ids)} chunks")
+        return cls(table, lexical, articles, sentences, quotes, catalog_of(table), fp, vectors, order)
 
 
 def _remove_leftovers(folder: Path) -> None:
@@ -230,6 +233,12 @@ def sentence_rows(table: ChunkTable, owner: list[int]) -> Iterator[str]:
         for sentence in split_sentences(text):
             owner.append(i)
             yield sentence
+
+
+def clustered_order(table: ChunkTable) -> np.ndarray:
+    """Table rows by outlet, then publication time, then row: the order the chunk vectors are stored in,
+    so an outlet or date filter allows a few contiguous runs of them."""
+    return np.lexsort((np.arange(len(table.ids)), table.ts, table.sources.codes))
 
 
 def article_order(table: ChunkTable) -> list[str]:

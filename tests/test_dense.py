@@ -48,6 +48,21 @@ def test_exact_scan_equals_the_brute_force_oracle_under_any_mask(corpus):
     assert got[3] == [] and len(got[2]) == int(few.sum()) < 20  # fewer allowed than asked: all of them
 
 
+def test_vectors_stored_in_another_order_scan_the_same_by_runs_or_by_gathering(corpus):
+    vectors, position, _, queries, rng = corpus
+    order = rng.permutation(N)  # storage row i holds table row order[i]
+    dense = Dense(vectors[order], position, order=order)
+    in_storage = np.zeros(N, bool)
+    in_storage[[*range(100, 400), *range(2_000, 2_050)]] = True  # two runs of stored vectors
+    runs = np.zeros(N, bool)
+    runs[order[in_storage]] = True  # the same rows as a table mask
+    scattered = rng.random(N) < 0.3  # hundreds of runs: gathered
+    for mask in (np.ones(N, bool), runs, scattered, rng.random(N) < 0.002):
+        got = dense.rank(queries, [mask] * len(queries), 20)
+        for query, ranked in zip(queries, got, strict=True):
+            assert ranked == oracle(vectors, query, mask, 20)
+
+
 def test_approximate_path_keeps_allowed_rows_and_matches_the_scan_at_the_top(corpus):
     vectors, position, collection, queries, rng = corpus
     dense = Dense(vectors, position, exact_max=100)  # every mask below allows more: Chroma is asked
