@@ -32,6 +32,7 @@ from assistant.chunktable import ChunkTable, Positions, article_header
 from assistant.dense import Dense
 from assistant.lexical import LexicalIndex
 from assistant.query import Catalog
+from assistant.sentence_scores import SentenceView
 from assistant.store import INDEXED, Store
 from ingest.quotes import QuoteIndex, extract_quotes
 
@@ -88,8 +89,6 @@ class Indexes:
         """Per chunk, the BM25 score of its best-matching sentence for `text` — computed from the postings
         of the text's words only, not over every sentence; with `chunks` (a mask), for those chunks only
         (0 elsewhere)."""
-        from assistant.sentence_scores import SentenceView
-
         return SentenceView(self, chunks).best(text)
 
     @staticmethod

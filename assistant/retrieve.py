@@ -204,8 +204,8 @@ class Retriever:
         own = self._chunk_bm25(text) if chunk_bm25 is None else chunk_bm25
         if not self.tuning.sentence_weight:
             return own
-        view = self._view or SentenceView(self.indexes, self._candidates(own))
-        best = view.best(text)
+        assert self._view is not None  # made by `_retrieve` whenever sentences are weighed
+        best = self._view.best(text)
         self._scored[text] = (own / max(float(own.max()), 1e-9)
                               + self.tuning.sentence_weight * best / max(float(best.max()), 1e-9))
         return self._scored[text]
@@ -222,14 +222,11 @@ class Retriever:
             return None
         chosen: np.ndarray | None = None
         for text in dict.fromkeys(texts):
-            mine = self._candidates(self._chunk_bm25(text))
+            mine = candidates(self._chunk_bm25(text), self.tuning.sentence_candidates, self._allowed)
             if mine is None:  # a small store: every chunk
                 return SentenceView(self.indexes, None)
             chosen = mine if chosen is None else chosen | mine
         return SentenceView(self.indexes, chosen)
-
-    def _candidates(self, chunk_bm25: np.ndarray) -> np.ndarray | None:
-        return candidates(chunk_bm25, self.tuning.sentence_candidates, self._allowed)
 
     def _hop(self, text: str, mask: np.ndarray, question_bm25: np.ndarray) -> Ranked:
         """One sub-query: its best articles (article-level BM25 inside its outlet/dates), and in each the
@@ -307,10 +304,10 @@ def _top(key: np.ndarray, n: int) -> np.ndarray:
     first `n`, without sorting all of `key` (one partition, then a sort of the few candidates)."""
     if n < key.size:
         kth = np.partition(key, key.size - n)[key.size - n]
-        candidates = np.flatnonzero(key >= kth)
+        above = np.flatnonzero(key >= kth)
     else:
-        candidates = np.arange(key.size)
-    return candidates[np.lexsort((candidates, -key[candidates]))][:n]
+        above = np.arange(key.size)
+    return above[np.lexsort((above, -key[above]))][:n]
 
 
 def _dedup(items: Ranked) -> Ranked:

@@ -452,7 +452,8 @@ def test_sentence_scores_for_the_top_chunks_only_keep_the_best_passage(settings,
     assert len(ix.table.ids) > 40
     every = Retriever(store, small_embedder, ix, Tuning(sentence_candidates=0))
     few = Retriever(store, small_embedder, ix, Tuning(sentence_candidates=20))
-    assert few._candidates(ix.lexical.scores(records[0]["title"])).sum() == 20
+    title_scores = ix.lexical.scores(records[0]["title"])
+    assert candidates(title_scores, few.tuning.sentence_candidates, None).sum() == 20
     for record in records:
         question = f"What happened in {record['title']}?"
         assert few.retrieve(question).passages[0].chunk_id == every.retrieve(question).passages[0].chunk_id
