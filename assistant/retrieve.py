@@ -122,7 +122,9 @@ class Retriever:
         self._view = self._sentence_view([text, *(s.text for s in the_plan.subqueries),
                                           *(c.text for c, _ in scoped)])
         dense_masks = [mask, *(own for _, own in scoped)][: len(vectors)]
-        dense = self.indexes.dense.rank(vectors, dense_masks, self.tuning.depth, self.store.chunks)
+        # the whole question's list is fused at `depth`; a clause's enters the final fusion at `list_depth`
+        depths = [self.tuning.depth] + [self.tuning.list_depth] * (len(dense_masks) - 1)
+        dense = self.indexes.dense.rank(vectors, dense_masks, depths, self.store.chunks)
         lists = [(self._main(text, bm25, dense[0], mask), 1.0)]
         for sub in the_plan.subqueries:
             hop_mask = mask & self._mask(sub.sources, [], sub.since, sub.until)

@@ -65,7 +65,7 @@ def test_vectors_stored_in_another_order_scan_the_same_by_runs_or_by_gathering(c
 
 def test_approximate_path_keeps_allowed_rows_and_matches_the_scan_at_the_top(corpus):
     vectors, position, collection, queries, rng = corpus
-    dense = Dense(vectors, position, exact_max=100)  # every mask below allows more: Chroma is asked
+    dense = Dense(vectors, position, exact_max=100, hnsw_cost=(0, 0))  # every mask below: Chroma is asked
     wide = rng.random(N) < 0.6
     got = dense.rank(queries, [wide] * len(queries), 20, collection)
     for query, ranked in zip(queries, got, strict=True):
@@ -78,8 +78,24 @@ def test_approximate_path_keeps_allowed_rows_and_matches_the_scan_at_the_top(cor
 def test_a_mask_too_narrow_for_chroma_is_scanned_without_asking_it(corpus):
     vectors, position, _, queries, _ = corpus
     narrow = np.arange(N) % 20 == 0  # 150 rows: 1.5 x 20 x 3000 / 150 = 600 neighbours > MAX_FETCH
-    got = Dense(vectors, position, exact_max=100).rank(queries[:1], [narrow], 20, collection=Unusable())
+    dense = Dense(vectors, position, exact_max=100, hnsw_cost=(0, 0))
+    got = dense.rank(queries[:1], [narrow], 20, collection=Unusable())
     assert got[0] == oracle(vectors, queries[0], narrow, 20)
+
+
+def test_chroma_is_asked_only_when_that_costs_less_than_the_scan(corpus):
+    vectors, position, collection, queries, _ = corpus
+    # asking costs 1,000 rows of scan + 10 per neighbour; a mask of m rows needs 1.5 x n x 3000 / m
+    dense = Dense(vectors, position, exact_max=100, hnsw_cost=(1_000, 10))
+    half = np.arange(N) % 2 == 0  # 1,500 rows: 20 -> 60 neighbours (1,600 > 1,500: scan); 10 -> 30 (1,300)
+    with pytest.raises(AssertionError, match="must not be asked"):
+        dense.rank(queries[:1], [half], 10, collection=Unusable())
+    scanned = dense.rank(queries[:1], [half], 20, collection=Unusable())[0]
+    assert scanned == oracle(vectors, queries[0], half, 20)
+    # per-query counts: the longer list is scanned, the shorter asked of Chroma, each its own length
+    got = dense.rank(queries[:2], [half, half], [20, 10], collection)
+    assert got[0] == oracle(vectors, queries[0], half, 20)
+    assert len(got[1]) == 10 and all(half[i] for i in got[1])
 
 
 class Unusable:
@@ -89,7 +105,7 @@ class Unusable:
 
 def test_approximate_path_falls_back_to_the_scan_when_the_filter_cuts_away_too_much(corpus):
     vectors, position, collection, queries, _ = corpus
-    dense = Dense(vectors, position, exact_max=100)
+    dense = Dense(vectors, position, exact_max=100, hnsw_cost=(0, 0))
     # 200 allowed rows (> exact_max; Chroma is asked for 1.5 x 20 x 3000 / 200 = 450 neighbours), chosen
     # as those LEAST similar to the query: the neighbours hold none of them, only the scan finds them
     scores = vectors @ queries[0]

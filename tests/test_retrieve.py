@@ -262,6 +262,28 @@ def test_indexes_follow_ingest_update_and_delete(settings, store, small_embedder
     assert all(p.article_id != asx_id for p in ask(gone, "Which Perth miner tripled its share price?"))
 
 
+def test_saved_indexes_tagged_with_the_store_token_open_without_reading_the_store(settings, store,
+                                                                                small_embedder, monkeypatch):
+    ingest([str(SEED)], store, small_embedder, settings)
+    first = Indexes.open(store, settings.data_dir)
+    meta = Indexes.folder(settings.data_dir, store) / "meta.json"
+    assert json.loads(meta.read_text())["generation"] == store.generation() is not None
+    reads: list[int] = []
+    real = store.chunk_ids
+    monkeypatch.setattr(store, "chunk_ids", lambda: reads.append(1) or real())
+    again = Indexes.open(store, settings.data_dir)
+    assert reads == [] and again.fingerprint == first.fingerprint and again.table.ids == first.table.ids
+    store._bump()  # a write that changed nothing (e.g. killed before its first step): fingerprinted
+    stamp = meta.stat().st_mtime_ns
+    moved = Indexes.open(store, settings.data_dir)
+    assert reads == [1] and moved.fingerprint == first.fingerprint and moved.is_current(store)
+    assert meta.stat().st_mtime_ns == stamp  # the same content: the saved copy was loaded, not rebuilt
+    ingest([str(write_articles(settings.data_dir / "asx.json", [rec("ASX set to open lower")]))],
+           store, small_embedder, settings)
+    added = Indexes.open(store, settings.data_dir)
+    assert added.fingerprint != first.fingerprint and len(added.table.ids) > len(first.table.ids)
+
+
 @pytest.mark.parametrize("damage", ["chunk-ids.json", "texts.bin", "truncated texts.bin", "vectors.npy",
                                     "chunk-numbers.npy", "quotes.json", "sentence-chunk.npy", "meta.json",
                                     "swap", "bm25/vocab.index.json", "bm25-sentences/params.index.json"])
