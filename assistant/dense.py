@@ -25,9 +25,9 @@ import numpy as np
 EXACT_MAX = 5_000  # allowed rows up to which the exact scan is used (≈ 1-2 ms on one core)
 MAX_FETCH = 500  # most neighbours asked of Chroma for one query vector (k=2,000 took 13-88 ms at 100k)
 OVERSAMPLE = 1.5  # neighbours asked per wanted one, times the share of the store the filters cut away
-# Chroma's cost in rows of exact scan (100k store, one core: a scan ~0.075 us/row; an HNSW query ~1 ms plus
-# ~7 us per neighbour asked, its ids looked up here included): asked only when that is cheaper
-HNSW_COST = (14_000, 100)  # (fixed, per neighbour asked)
+# Chroma's cost in rows of exact scan (100k store, one core: a filtered scan ~0.2 us/row; an HNSW query
+# ~1 ms plus ~7 us per neighbour asked, its ids looked up here included): asked only when that is cheaper
+HNSW_COST = (5_000, 35)  # (fixed, per neighbour asked)
 MAX_RUNS = 256  # contiguous runs of allowed vectors up to which they are scanned in place (else gathered)
 
 

@@ -234,7 +234,9 @@ class Retriever:
         """One sub-query: its best articles (article-level BM25 inside its outlet/dates), and in each the
         passages that best match the sub-query (then the whole question); interleaved article by article."""
         idx, tune = self.indexes, self.tuning
-        allowed_articles = np.unique(idx.chunk_article[mask])
+        present = np.zeros(len(idx.article_ids), bool)  # no sort: np.unique of 100k rows cost ~0.4 ms
+        present[idx.chunk_article[mask]] = True
+        allowed_articles = np.flatnonzero(present)
         if not allowed_articles.size:
             return []
         article_scores = idx.articles.scores(text)[allowed_articles]

@@ -22,25 +22,35 @@ if TYPE_CHECKING:
 def candidates(chunk_bm25: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray | None:
     """The chunks worth a sentence-level score: about the top `n` by chunk BM25 among those the question's
     filters allow (`allowed`; None: all) — a chunk without the words has no sentence with them. None: all
-    of them (a store no bigger than `n`). When that is many, the cut-off is read from a
-    fixed random sample holding ~400 of them (a full partition of 100k scores cost ~1 ms per text);
-    the count then varies by about 5 % — ties at the cut-off that would take over 1.5× as many fall
-    back to the exact top."""
+    of them (a store no bigger than `n`). Among many, the cut-off is read from a fixed random sample of the
+    allowed chunks holding ~400 of the top (a full partition of 100k scores cost ~1 ms per text; before
+    the sample was drawn from the allowed chunks only, a narrow filter left it empty and fell back to that
+    partition); the count then varies by about 5 % — ties at the cut-off that would take over 1.5× as
+    many fall back to the exact top."""
     size = chunk_bm25.size
     if not n or size <= n:
         return None
-    scores = chunk_bm25 if allowed is None else np.where(allowed, chunk_bm25, 0)
-    step = n // 400
-    if step >= 2:
-        sample = scores[_sample_positions(size, size // step)]
-        keep = max(1, round(sample.size * n / size))
-        cut = float(np.partition(sample, sample.size - keep)[sample.size - keep])
-        chosen = scores >= cut if cut > 0 else scores > 0
-        if chosen.sum() <= 1.5 * n:
-            return chosen
+    pool = None if allowed is None else np.flatnonzero(allowed)
+    scores = chunk_bm25 if pool is None else chunk_bm25[pool]
+    top = _top(scores, n)
     chosen = np.zeros(size, bool)
-    chosen[np.argpartition(scores, size - n)[size - n :]] = True
+    chosen[top if pool is None else pool[top]] = True
     return chosen
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of about the `n` highest scores (all those above 0 when they are fewer)."""
+    if scores.size <= n:
+        return np.flatnonzero(scores > 0)
+    step = n // 400 if scores.size >= 4 * n else 0  # a sample of ~400 of the top, from 1,600 or more
+    if step >= 2:
+        sample = scores[_sample_positions(scores.size, scores.size // step)]
+        keep = max(1, round(sample.size * n / scores.size))
+        cut = float(np.partition(sample, sample.size - keep)[sample.size - keep])
+        chosen = np.flatnonzero(scores >= cut if cut > 0 else scores > 0)
+        if chosen.size <= 1.5 * n:
+            return chosen
+    return np.argpartition(scores, scores.size - n)[scores.size - n :]
 
 
 @lru_cache(maxsize=8)

@@ -463,6 +463,12 @@ def test_sentence_candidates_in_a_big_store_are_the_top_scores_by_a_sampled_cut(
     allowed = rng.random(n) < 0.01  # a narrow filter: candidates come from inside it
     chosen = candidates(rng.gamma(1.0, 2.0, n).astype(np.float32), 2000, allowed)
     assert chosen is not None and not (chosen & ~allowed).any() and chosen.sum() >= 900
+    month = rng.random(n) < 0.2  # a month's 20k chunks: the cut-off is sampled among them alone
+    scores = rng.gamma(1.0, 2.0, n).astype(np.float32)
+    chosen = candidates(scores, 2000, month)
+    assert chosen is not None and not (chosen & ~month).any()
+    assert abs(int(chosen.sum()) - 2000) <= 0.15 * 2000
+    assert scores[chosen].min() >= scores[month & ~chosen].max()
     assert candidates(ties, 2000, None) is not None and candidates(ties[:2000], 2000, None) is None
 
 
