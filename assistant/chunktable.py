@@ -131,24 +131,6 @@ class ChunkTable:
         return self.meta.article
 
     @classmethod
-    def from_rows(cls, ids: list[str], texts: Sequence[str], metas: list[dict[str, Any]]) -> ChunkTable:
-        """From Chroma's rows (sorted by id): chunk metadata carrying its article's fields."""
-        articles: list[dict[str, Any]] = []
-        row_of: dict[str, int] = {}
-        article = np.zeros(len(ids), dtype=np.int32)
-        numbers = np.zeros((len(ids), len(CHUNK_FIELDS)), dtype=np.int64)
-        for i, m in enumerate(metas):
-            aid = m.get("article_id", "")
-            if aid not in row_of:
-                row_of[aid] = len(articles)
-                ts = m.get("published_ts")
-                articles.append({**{k: m.get(k, "") for k in ARTICLE_FIELDS},
-                                 "published_ts": float(ts) if ts is not None else None})
-            article[i] = row_of[aid]
-            numbers[i] = [int(m.get(k, 0)) for k in CHUNK_FIELDS]
-        return cls.of(ids, TextColumn.of(texts), MetaColumn(articles, article, numbers))
-
-    @classmethod
     def of(cls, ids: list[str], texts: TextColumn, meta: MetaColumn) -> ChunkTable:
         arts, pick = meta.articles, meta.article
         ts = np.array([np.nan if a["published_ts"] is None else a["published_ts"] for a in arts], np.float64)

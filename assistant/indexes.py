@@ -34,6 +34,7 @@ from assistant.lexical import LexicalIndex
 from assistant.query import Catalog
 from assistant.sentence_scores import SentenceView
 from assistant.store import INDEXED, Store
+from assistant.tablebuild import Page, table_from_pages
 from ingest.quotes import QuoteIndex, extract_quotes
 
 log = logging.getLogger("newsqa.indexes")
@@ -145,10 +146,8 @@ class Indexes:
     @classmethod
     def build(cls, store: Store, records: list[tuple[str, dict[str, Any]]], fp: str) -> Indexes:
         committed = {i: m.get("content_hash") for i, m in records if m.get("status") == INDEXED}
-        ids, texts, metas, vectors = _all_chunks(store, committed)
-        table = ChunkTable.from_rows(ids, texts, metas)
-        lexical = LexicalIndex.build(f"{table.header(i)}\n\n{t}" for i, t in enumerate(texts))
-        del ids, texts, metas  # the table holds its own copies
+        table, vectors = _all_chunks(store, committed)
+        lexical = LexicalIndex.build(f"{table.header(i)}\n\n{t}" for i, t in enumerate(table.texts))
         order = article_order(table)
         wanted = set(order)
         bodies = {i: body for i, _, body in store.all_records(include_body=True) if i in wanted and body}
@@ -263,30 +262,26 @@ def _article_texts(table: ChunkTable, bodies: dict[str, str]) -> list[str]:
     return [f"{article_header(a)}\n\n{bodies.get(a['article_id'], '')}" for a in table.articles]
 
 
-def _all_chunks(store: Store, committed: dict[str, Any]
-                ) -> tuple[list[str], list[str], list[dict[str, Any]], np.ndarray]:
+def _all_chunks(store: Store, committed: dict[str, Any]) -> tuple[ChunkTable, np.ndarray]:
     """Every chunk of a committed article version (`committed`: article id -> content hash), by id,
-    with its embedding (rows of one float32 matrix)."""
-    ids: list[str] = []
-    texts: list[str] = []
-    metas: list[dict[str, Any]] = []
-    blocks: list[np.ndarray] = []
+    with its embedding (rows of one float32 matrix), read page by page (assistant/tablebuild.py)."""
     page = store.batch * 5
-    while True:
-        got = store.chunks.get(include=["documents", "metadatas", "embeddings"], limit=page, offset=len(ids))
-        if not got["ids"]:
-            break
-        ids.extend(got["ids"])
-        texts.extend(got["documents"])
-        metas.extend(got["metadatas"])
-        blocks.append(np.asarray(got["embeddings"], dtype=np.float32))
-        del got
-        _release_freed_memory()
-    order = sorted((i for i, m in enumerate(metas) if m.get("article_id") in committed
-                    and committed[m["article_id"]] == m.get("content_hash")), key=lambda i: ids[i])
-    dim = blocks[0].shape[1] if blocks else 0
-    vectors = np.concatenate(blocks)[order] if blocks else np.zeros((0, dim), np.float32)
-    return [ids[i] for i in order], [texts[i] for i in order], [metas[i] for i in order], vectors
+
+    def pages() -> Iterator[Page]:
+        offset = 0
+        while True:
+            got = store.chunks.get(include=["documents", "metadatas", "embeddings"], limit=page,
+                                   offset=offset)
+            if not got["ids"]:
+                return
+            offset += len(got["ids"])
+            yield got["ids"], got["documents"], got["metadatas"], got["embeddings"]
+
+    def keep(m: dict[str, Any]) -> bool:
+        aid = m.get("article_id")
+        return aid in committed and committed[aid] == m.get("content_hash")
+
+    return table_from_pages(pages(), keep, store.chunks.count(), _release_freed_memory)
 
 
 @cache
