@@ -21,7 +21,8 @@ from assistant.lexical import tokenize
 from assistant.retrieve import Retrieval
 from assistant.schema import Passage
 from assistant.sentences import news_sentences, split_sentences
-from ingest.quotes import QuoteIndex, speaker_matches
+from ingest.quoteindex import QuoteIndex
+from ingest.quotes import speaker_matches
 
 # Words that say what kind of question it is rather than what it is about.
 _QUESTION_WORDS = frozenset(tokenize(

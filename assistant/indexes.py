@@ -2,8 +2,9 @@
 
 Chroma is the source of truth. Everything here is rebuilt from it and persisted under
 `DATA_DIR/index/{prefix}-{embedder}/` together with a fingerprint of the store (every chunk id,
-every article id with its content hash and status). `Indexes.open` loads the saved copy when its
-fingerprint matches the store and rebuilds it otherwise, so the indexes follow every ingest, update
+every article id with its content hash and status) and the store's change token. `Indexes.open`
+loads the saved copy when that token is still the store's (nothing written since: no need to read the
+store) or its fingerprint matches the store, and rebuilds it otherwise, so the indexes follow every ingest, update
 and delete — also one killed half-way, or made by another process (e.g. on a shared Chroma server).
 Only committed article versions are indexed: chunks whose article record is missing or holds another
 content hash (what a commit killed before its record was written leaves) are left out until a rerun
@@ -35,10 +36,11 @@ from assistant.query import Catalog
 from assistant.sentence_scores import SentenceView
 from assistant.store import INDEXED, Store
 from assistant.tablebuild import Page, table_from_pages
-from ingest.quotes import QuoteIndex, extract_quotes
+from ingest.quoteindex import QuoteIndex
+from ingest.quotes import extract_quotes
 
 log = logging.getLogger("newsqa.indexes")
-VERSION = 5
+VERSION = 6
 
 
 def _store_fingerprint(chunk_ids: list[str], records: list[tuple[str, dict[str, Any]]]) -> str:
@@ -191,7 +193,7 @@ class Indexes:
         np.save(tmp / "vectors.npy", np.ascontiguousarray(self.dense.vectors, dtype=np.float32))
         np.save(tmp / "vector-order.npy", self.dense.order)
         self.table.save(tmp)
-        (tmp / "quotes.json").write_text(self.quotes.to_json())
+        self.quotes.save(tmp / "quotes.jsonl")
         # the store's change token read before these indexes were built: equal later, nothing changed
         (tmp / "meta.json").write_text(json.dumps({"fingerprint": self.fingerprint, "version": VERSION,
                                                    "generation": self.generation}))
@@ -199,7 +201,7 @@ class Indexes:
     @classmethod
     def _load(cls, folder: Path, fp: str) -> Indexes:
         table = ChunkTable.load(folder)
-        quotes = QuoteIndex.from_json((folder / "quotes.json").read_text())
+        quotes = QuoteIndex.load(folder / "quotes.jsonl")
         lexical = LexicalIndex.load(folder / "bm25")
         articles = LexicalIndex.load(folder / "bm25-articles")
         sentences = (np.load(folder / "sentence-chunk.npy"), LexicalIndex.load(folder / "bm25-sentences"))

@@ -8,15 +8,15 @@ Minister") goes to the last person introduced with that title; a quote opening t
 attributed one in its paragraph continues it. Sentences like "Qureshi reiterated Pakistan's resolve …" or
 "<clause>, Satloff said." give kind="reported" quotes of the clause. A quote's text is the words inside the
 marks (a trailing comma dropped). Precision over recall: a quote whose speaker is unclear is left out;
-organisations speak only when named ("the Kremlin said"), never as a pronoun's antecedent. `QuoteIndex`
-keeps the quotes of many articles and finds them by a name as a question asks it (`speaker_matches`).
+organisations speak only when named ("the Kremlin said"), never as a pronoun's antecedent.
+`ingest.quoteindex.QuoteIndex` keeps the quotes of many articles and finds them by a name as a question
+asks it (`speaker_matches`).
 Word lists and patterns are in `ingest.quote_words`; who a speaker phrase names is read by `ingest.speakers`.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import re
 import unicodedata
 from typing import NamedTuple
@@ -213,72 +213,4 @@ def speaker_matches(asked: str, speaker: str) -> bool:
     """Does a name as a question asks it ("qureshi", "Lavrov's", "Sergei Lavrov") refer to this speaker?"""
     a, b = _name_tokens(asked), _name_tokens(speaker)
     return bool(a and b) and (set(a) <= set(b) or set(b) <= set(a) or a[-1] == b[-1])
-
-
-class QuoteIndex:
-    """Quotes by article, in the order articles were first added; found by a speaker's name."""
-
-    def __init__(self) -> None:
-        self._quotes: dict[str, list[Quote]] = {}
-        self._by_name: _NameIndex | None = None  # built when first searched, dropped on every change
-
-    def add(self, article_id: str, quotes: list[Quote]) -> None:
-        """Set an article's quotes (replacing any it had; it keeps its place in the order)."""
-        self._quotes[article_id] = sorted(quotes, key=lambda q: (q.start, q.end))
-        self._by_name = None
-
-    def remove(self, article_id: str) -> None:
-        """Forget an article's quotes (nothing happens for an unknown article)."""
-        self._quotes.pop(article_id, None)
-        self._by_name = None
-
-    def find(self, asked_name: str) -> list[tuple[str, Quote]]:
-        """(article_id, quote) for each quote whose speaker the name refers to, in article then text order.
-
-        Only speakers sharing a name word with the asked name are compared (a match always shares one),
-        so a search does not scan every quote of the store."""
-        if self._by_name is None:
-            self._by_name = _NameIndex(self._quotes)
-        return self._by_name.find(asked_name)
-
-    def speakers(self) -> set[str]:
-        return {q.speaker for qs in self._quotes.values() for q in qs}
-
-    def article_ids(self) -> list[str]:
-        return list(self._quotes)
-
-    def __len__(self) -> int:
-        """The number of quotes held, over all articles."""
-        return sum(len(qs) for qs in self._quotes.values())
-
-    def to_json(self) -> str:
-        articles = [{"id": aid, "quotes": [q.model_dump() for q in qs]} for aid, qs in self._quotes.items()]
-        return json.dumps({"articles": articles}, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> QuoteIndex:
-        index = cls()
-        for article in json.loads(text)["articles"]:
-            index.add(article["id"], [Quote.model_validate(q) for q in article["quotes"]])
-        return index
-
-
-class _NameIndex:
-    """Speakers by name word, and each speaker's quotes with their (article, text) order."""
-
-    def __init__(self, quotes: dict[str, list[Quote]]) -> None:
-        self.by_word: dict[str, set[str]] = {}
-        self.by_speaker: dict[str, list[tuple[int, int, str, Quote]]] = {}
-        for n, (article_id, qs) in enumerate(quotes.items()):
-            for m, q in enumerate(qs):
-                if q.speaker not in self.by_speaker:
-                    for word in _name_tokens(q.speaker):
-                        self.by_word.setdefault(word, set()).add(q.speaker)
-                self.by_speaker.setdefault(q.speaker, []).append((n, m, article_id, q))
-
-    def find(self, asked: str) -> list[tuple[str, Quote]]:
-        speakers = set().union(*(self.by_word.get(w, set()) for w in _name_tokens(asked)))
-        hits = sorted((hit for s in speakers if speaker_matches(asked, s) for hit in self.by_speaker[s]),
-                      key=lambda hit: hit[:2])
-        return [(article_id, q) for _, _, article_id, q in hits]
 

@@ -63,7 +63,7 @@ def _top(scores: np.ndarray, names: list[str], k: int = 10) -> list[tuple[str, f
 def quote_entries(ix: Indexes) -> list[tuple[str, str, str, tuple[str, ...]]]:
     """(article id, speaker, quoted text, ids of the chunks holding the quote) in index order."""
     out = []
-    for article in json.loads(ix.quotes.to_json())["articles"]:
+    for article in map(json.loads, ix.quotes.lines()):
         n = ix.article_index.get(article["id"])
         rows = ix.article_chunks[n].tolist() if n is not None else []
         for q in article["quotes"]:

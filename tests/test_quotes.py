@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant.schema import Quote
-from ingest.quotes import QuoteIndex, extract_quotes, speaker_matches
+from ingest.quoteindex import QuoteIndex
+from ingest.quotes import extract_quotes, speaker_matches
 from tests.conftest import SEED, corpus_records
 
 
@@ -209,15 +212,25 @@ def test_index_add_find_replace_remove() -> None:
     assert index.article_ids() == ["a1"] and index.find("Lavrov") == []
 
 
-def test_index_json_round_trip(seed_quotes: list[Quote]) -> None:
+def test_index_saved_and_loaded_lazily(seed_quotes: list[Quote], tmp_path) -> None:
     index = QuoteIndex()
     index.add("seed", seed_quotes)
     index.add("other", [quote("Christine Lagarde", "Rates stay high", 3)])
-    again = QuoteIndex.from_json(index.to_json())
+    index.save(tmp_path / "quotes.jsonl")
+    again = QuoteIndex.load(tmp_path / "quotes.jsonl")
+    assert all(isinstance(held, str) for held in again._quotes.values())  # nothing parsed yet
     assert again.article_ids() == index.article_ids() and len(again) == len(index) == len(seed_quotes) + 1
+    assert again.speakers() == index.speakers()
+    assert again.lines() == index.lines()
     for name in ("Qureshi", "Lavrov", "Khan", "Lagarde"):
         assert again.find(name) == index.find(name) != []
-    assert again.to_json() == index.to_json()
+    assert isinstance(again._quotes["seed"], list)  # parsed when a search needed it
+    assert again.lines() == index.lines()
+    again.add("other", [quote("Lagarde", "Cuts later", 9)])
+    assert [q.text for _, q in again.find("Lagarde")] == ["Cuts later"]
+    (tmp_path / "torn.jsonl").write_text(index.lines()[0][:-5] + "\n")
+    with pytest.raises(json.JSONDecodeError):
+        QuoteIndex.load(tmp_path / "torn.jsonl")
 
 
 # --- the real corpus -----------------------------------------------------------------------------------
@@ -239,7 +252,7 @@ def test_find_by_name_word_equals_comparing_every_quote():
         index.add(f"a{n}", extract_quotes(record["body"]))
     index.add("a3", extract_quotes(corpus_records()[200]["body"]))  # replaced: keeps its place
     index.remove("a5")
-    every = [(aid, q) for aid, qs in index._quotes.items() for q in qs]
+    every = [(aid, q) for aid in index.article_ids() for q in index.quotes(aid)]
     asked = [*sorted(index.speakers())[:60], "Biden's", "mr. musk", "Sam", "nobody-at-all", "", "The"]
     for name in asked:
         assert index.find(name) == [(aid, q) for aid, q in every if speaker_matches(name, q.speaker)], name

@@ -285,7 +285,7 @@ def test_saved_indexes_tagged_with_the_store_token_open_without_reading_the_stor
 
 
 @pytest.mark.parametrize("damage", ["chunk-ids.json", "texts.bin", "truncated texts.bin", "vectors.npy",
-                                    "chunk-numbers.npy", "quotes.json", "sentence-chunk.npy", "meta.json",
+                                    "chunk-numbers.npy", "quotes.jsonl", "sentence-chunk.npy", "meta.json",
                                     "swap", "bm25/vocab.index.json", "bm25-sentences/params.index.json"])
 def test_a_torn_index_folder_is_rebuilt(settings, store, small_embedder, damage):
     ingest([str(SEED)], store, small_embedder, settings)
@@ -294,7 +294,7 @@ def test_a_torn_index_folder_is_rebuilt(settings, store, small_embedder, damage)
     if damage == "swap":  # killed between removing the old folder and renaming the new one
         shutil.rmtree(folder)
         folder.with_name(folder.name + ".tmp").mkdir()
-    elif damage == "quotes.json":
+    elif damage == "quotes.jsonl":
         (folder / damage).write_text('{"truncat')
     elif damage.startswith("truncated "):
         damage = damage.split()[1]
