@@ -3,9 +3,10 @@
 Chroma is the source of truth. Everything here is rebuilt from it and persisted under
 `DATA_DIR/index/{prefix}-{embedder}/` together with a fingerprint of the store (every chunk id,
 every article id with its content hash and status) and the store's change token. `Indexes.open`
-loads the saved copy when that token is still the store's (nothing written since: no need to read the
-store) or its fingerprint matches the store, and rebuilds it otherwise, so the indexes follow every ingest, update
-and delete — also one killed half-way, or made by another process (e.g. on a shared Chroma server).
+loads the saved copy when that token is still the store's (nothing written since: no need to read
+the store) or its fingerprint matches the store, and rebuilds it otherwise, so the indexes follow
+every ingest, update and delete — also one killed half-way, or made by another process (e.g. on a
+shared Chroma server).
 Only committed article versions are indexed: chunks whose article record is missing or holds another
 content hash (what a commit killed before its record was written leaves) are left out until a rerun
 completes them. A save writes a new folder and swaps it in with two renames, so the index folder is

@@ -32,29 +32,11 @@ from assistant.query import QueryPlan, SubQuery, plan
 from assistant.schema import Filters, Passage
 from assistant.sentence_scores import SentenceView, candidates
 from assistant.store import Store
+from assistant.tuning import Tuning
+
+__all__ = ["Ranked", "Retrieval", "Retriever", "Tuning"]
 
 Ranked = list[tuple[int, float]]  # (position in the chunk table, score), best first
-
-
-@dataclass
-class Tuning:
-    """Fusion weights and depths (measured on the MultiHop-RAG dev queries, see README)."""
-
-    dense_weight: float = 0.3  # weight of the dense ranking against BM25's 1.0 in the main ranking
-    dense_rrf: int = 60  # reciprocal-rank constant of the main BM25/dense fusion
-    sentence_weight: float = 1.0  # best-sentence BM25 added to chunk BM25 (both max-normalised)
-    sentence_candidates: int = 2000  # best-sentence BM25 only for this many top chunks by chunk BM25 (0: all)
-    question_weight: float = 0.3  # whole-question BM25 added when ranking for one clause or hop
-    depth: int = 60  # candidates taken from the main ranking
-    list_depth: int = 20  # candidates taken from each ranking into the final fusion
-    fuse_c: float = 1.5  # reciprocal-rank constant of the final fusion (small: first places count)
-    hop_weight: float = 1.0  # weight of each sub-query's ranking in the final fusion (main: 1.0)
-    probe_weight: float = 1.0  # weight of each clause's ranking in the final fusion
-    clause_dense: float = 0.5  # weight of each clause's dense ranking in the final fusion
-    prefer_mentioned: bool = True  # a question naming outlets searches them first (all, if none match)
-    hop_articles: int = 2  # articles each sub-query draws passages from
-    hop_chunks: int = 3  # passages per article a sub-query offers
-    per_article: int = 5  # diversity: at most this many passages of one article
 
 
 @dataclass
@@ -88,10 +70,12 @@ class Retriever:
     def __init__(self, store: Store, embedder: Embedder, indexes: Indexes, tuning: Tuning | None = None):
         self.store, self.embedder, self.indexes = store, embedder, indexes
         self.tuning = tuning or Tuning()
-        self._scored: dict[str, np.ndarray] = {}
+        # per text, keyed by its bag of words (what BM25 sees): "Which ...?" and its sub-query "Which ..."
+        # are scored once (~5 % of a question's texts at 100k)
+        self._scored: dict[tuple[str, ...], np.ndarray] = {}
         self._masks: dict[tuple[Any, ...], np.ndarray] = {}
         self._allowed: np.ndarray | None = None  # what the question's filters allow (None: everything)
-        self._own: dict[str, np.ndarray] = {}  # chunk BM25 per text
+        self._own: dict[tuple[str, ...], np.ndarray] = {}  # chunk BM25 per text
         self._view: SentenceView | None = None  # best-sentence scoring shared by a question's texts
 
     def retrieve(self, question: str, k: int = 10, filters: Filters | None = None,
@@ -117,7 +101,7 @@ class Retriever:
         dense_texts = [text] + ([c.text for c in clauses] if self.tuning.clause_dense else [])
         vectors = self.embedder.embed(dense_texts)
         t2 = time.perf_counter()
-        bm25 = self._own[text] = self.indexes.lexical.scores(text)
+        bm25 = self._own[_bag(text)] = self.indexes.lexical.scores(text)
         scoped = [self._clause_scope(clause, mask) for clause in clauses]
         self._view = self._sentence_view([text, *(s.text for s in the_plan.subqueries),
                                           *(c.text for c, _ in scoped)])
@@ -201,21 +185,23 @@ class Retriever:
     def _chunk_scores(self, text: str, chunk_bm25: np.ndarray | None = None) -> np.ndarray:
         """Chunk BM25 (given, or computed) plus the BM25 of the chunk's best-matching sentence (both
         max-normalised)."""
-        if text in self._scored:  # a question's clauses and hops repeat some texts
-            return self._scored[text]
+        key = _bag(text)
+        if key in self._scored:  # a question's clauses and hops repeat some texts
+            return self._scored[key]
         own = self._chunk_bm25(text) if chunk_bm25 is None else chunk_bm25
         if not self.tuning.sentence_weight:
             return own
         assert self._view is not None  # made by `_retrieve` whenever sentences are weighed
         best = self._view.best(text)
-        self._scored[text] = (own / max(float(own.max()), 1e-9)
+        self._scored[key] = (own / max(float(own.max()), 1e-9)
                               + self.tuning.sentence_weight * best / max(float(best.max()), 1e-9))
-        return self._scored[text]
+        return self._scored[key]
 
     def _chunk_bm25(self, text: str) -> np.ndarray:
-        if text not in self._own:
-            self._own[text] = self.indexes.lexical.scores(text)
-        return self._own[text]
+        key = _bag(text)
+        if key not in self._own:
+            self._own[key] = self.indexes.lexical.scores(text)
+        return self._own[key]
 
     def _sentence_view(self, texts: list[str]) -> SentenceView | None:
         """Sentence scoring for all of a question's texts at once, over the union of each text's
@@ -223,7 +209,7 @@ class Retriever:
         if not self.tuning.sentence_weight:
             return None
         chosen: np.ndarray | None = None
-        for text in dict.fromkeys(texts):
+        for text in {_bag(t): t for t in texts}.values():
             mine = candidates(self._chunk_bm25(text), self.tuning.sentence_candidates, self._allowed)
             if mine is None:  # a small store: every chunk
                 return SentenceView(self.indexes, None)
@@ -312,6 +298,11 @@ def _top(key: np.ndarray, n: int) -> np.ndarray:
     else:
         above = np.arange(key.size)
     return above[np.lexsort((above, -key[above]))][:n]
+
+
+def _bag(text: str) -> tuple[str, ...]:
+    """A text's words as BM25 counts them (order aside): texts with equal bags score alike."""
+    return tuple(sorted(tokenize(text)))
 
 
 def _dedup(items: Ranked) -> Ranked:
