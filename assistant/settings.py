@@ -26,7 +26,7 @@ class Settings(BaseSettings):
         "newsqa", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,40}$", description="Chroma collection name prefix."
     )
     embedder: EmbedderName = Field("minilm-l6-int8", description="Embedding model.")
-    embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks per embedding batch.")
+    embed_batch_size: int = Field(8, ge=1, le=1024, description="Chunks per embedding batch.")
     ingest_window: int = Field(128, ge=1, le=100_000, description="Chunks embedded and committed together.")
     embed_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads (0 = all cores).")
     openai_embedding_model: str = Field("text-embedding-3-small", description="Model for embedder=openai.")

@@ -16,6 +16,7 @@ import pytest
 from conftest import cli_env, run_cli, shortest_records, write_articles
 
 from assistant.embed import (
+    BULK_WINDOWS,
     ONNX_MODELS,
     ModelFileError,
     OnnxEmbedder,
@@ -59,10 +60,12 @@ def test_minilm_l3_vectors_order_and_batching(small_embedder):
     single = np.vstack([small_embedder.embed([t]) for t in TEXTS])
     check_vectors(single, len(TEXTS))
     small_batches = OnnxEmbedder("minilm-l3", batch_size=3, threads=2)  # length-sorted batches of 3, padded
-    together = small_batches.embed(TEXTS)  # per batch, run side by side on one single-thread session per core
-    check_vectors(together, len(TEXTS))
-    assert np.abs(together - single).max() < 1e-5
-    in_turn = OnnxEmbedder("minilm-l3", batch_size=3, threads=1).embed(TEXTS)  # one session, batch by batch
+    assert np.abs(small_batches.embed(TEXTS) - single).max() < 1e-5  # a few texts: on the shared session
+    many = TEXTS * (BULK_WINDOWS // len(TEXTS) + 1)  # an ingest's worth: side by side, 1 session per core
+    together = small_batches.embed(many)
+    check_vectors(together, len(many))
+    assert np.abs(together - np.vstack([single] * (len(many) // len(TEXTS)))).max() < 1e-5
+    in_turn = OnnxEmbedder("minilm-l3", batch_size=3, threads=1).embed(many)  # one session, batch by batch
     assert np.abs(in_turn - together).max() < 1e-5
     sessions = _solo_sessions(2)  # one per usable core, here 2 (1 on a one-core runner: no side by side)
     assert (small_batches._solo.qsize() if small_batches._solo else 1) == sessions  # all handed back
