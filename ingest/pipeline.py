@@ -40,6 +40,9 @@ def embed_texts(article: Article, chunks: list[Chunk]) -> list[str]:
     return [f"{header}\n\n{c.text}" if header else c.text for c in chunks]
 
 
+_Stage = Future["Future[None] | None"]  # a window's embedding, whose result is its commit (or none)
+
+
 class Ingestor:
     """Ingests articles into one store with one embedder."""
 
@@ -56,10 +59,12 @@ class Ingestor:
         known = self.store.records([a.id for a in articles])
         seen: dict[str, Article] = {}
         queue: list[_Job] = []
-        # One writer thread: window N is committed while window N+1 is planned and embedded. Windows
-        # are committed strictly in order (each waits for the one before), so crash-safety holds.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsqa-commit") as writer:
-            last: Future[None] | None = None
+        # Three stages, each window through them in order: planned here (dedup, chunking), embedded on one
+        # thread, committed on another — window N+1 is planned while N is embedded and N-1 committed.
+        # Windows are committed strictly in order (each waits for the one before), so crash-safety holds.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsqa-embed-window") as embedding, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsqa-commit") as writer:
+            last: _Stage | None = None
             for article in articles:
                 job = self._plan(article, known, seen, report)
                 if job is not None:
@@ -67,11 +72,12 @@ class Ingestor:
                 elif progress:
                     progress(1)
                 if sum(len(j.chunks) for j in queue) >= self.window:
-                    last = self._flush(queue, writer, last, progress)
+                    last = embedding.submit(self._flush, queue, writer, last, progress)
                     queue = []
-            last = self._flush(queue, writer, last, progress)
-            if last is not None:
-                last.result()
+            last = embedding.submit(self._flush, queue, writer, last, progress)
+            committed = last.result()
+            if committed is not None:
+                committed.result()
 
     def _plan(self, article: Article, known: dict, seen: dict[str, Article],
               report: IngestReport) -> _Job | None:
@@ -106,11 +112,14 @@ class Ingestor:
         job.chunks = chunk_article(article, self.settings.chunk_tokens, self.settings.chunk_overlap)
         return job
 
-    def _flush(self, queue: list[_Job], writer: ThreadPoolExecutor, previous: Future[None] | None,
+    def _flush(self, queue: list[_Job], writer: ThreadPoolExecutor, previous: _Stage | None,
                progress: Progress | None) -> Future[None] | None:
-        """Embed a window, then hand it to the writer once the previous window is committed."""
+        """Embed a window (on the embedding thread), then hand it to the writer once the previous window
+        is committed. Returns the commit's future; a failure of any earlier window is re-raised here,
+        before anything later is written."""
+        before = previous.result() if previous is not None else None  # the previous window's commit
         if not queue:
-            return previous
+            return before
         texts = [t for job in queue if job.duplicate_of is None for t in embed_texts(job.article, job.chunks)]
         vectors = self.embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)
         pending, offset = [], 0
@@ -119,8 +128,8 @@ class Ingestor:
             pending.append(Pending(job.article, job.signature, job.chunks, vectors[offset : offset + n],
                                    job.duplicate_of))
             offset += n
-        if previous is not None:
-            previous.result()  # re-raises a failed commit here, before anything later is written
+        if before is not None:
+            before.result()  # re-raises a failed commit here, before anything later is written
 
         def commit() -> None:
             self.store.commit_batch(pending)
