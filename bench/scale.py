@@ -162,7 +162,8 @@ def phase_serve(data_dir: Path, questions: int, profile: Path | None) -> dict[st
                            + "\n" + json.dumps(hot, indent=1))
         (profile.with_suffix(".html")).write_text(profiler.output_html())
     return {**({"hot_spots": hot} if hot else {}), **times, "rss_after_open_mb": rss_open,
-            "peak_rss_mb": rss_mb("VmHWM"), "questions": len(qs),
+            "peak_rss_mb": rss_mb("VmHWM"), "rss_end_mb": rss_mb(), "rss_anon_mb": rss_mb("RssAnon"),
+            "rss_file_mb": rss_mb("RssFile"), "questions": len(qs),
             "queries_s": round(loop_s, 2), "loadavg_1_5_15": load, "empty": empty,
             "total_ms": summary(totals),
             "ranking_ms": summary(ranks), "ranking_cpu_ms": summary(rank_cpu),
