@@ -29,8 +29,8 @@ class TextColumn(Sequence[str]):
         self.blob, self.offsets = blob, offsets
 
     @classmethod
-    def of(cls, texts: Sequence[str]) -> TextColumn:
-        encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+    def of_encoded(cls, encoded: Sequence[bytes]) -> TextColumn:
+        """From the texts already encoded as UTF-8 (surrogates passed through)."""
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
         return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets)

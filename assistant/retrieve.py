@@ -101,7 +101,7 @@ class Retriever:
         dense_texts = [text] + ([c.text for c in clauses] if self.tuning.clause_dense else [])
         vectors = self.embedder.embed(dense_texts)
         t2 = time.perf_counter()
-        bm25 = self._own[_bag(text)] = self.indexes.lexical.scores(text)
+        bm25 = self._chunk_bm25(text)
         scoped = [self._clause_scope(clause, mask) for clause in clauses]
         self._view = self._sentence_view([text, *(s.text for s in the_plan.subqueries),
                                           *(c.text for c, _ in scoped)])
@@ -156,7 +156,7 @@ class Retriever:
             return []
         tune = self.tuning
         fused: dict[int, float] = {}
-        for rank, (i, _) in enumerate(self._clause(text, mask, bm25, 0.0, tune.depth, own_bm25=bm25)):
+        for rank, (i, _) in enumerate(self._clause(text, mask, bm25, 0.0, tune.depth)):
             fused[i] = 1.0 / (tune.dense_rrf + rank)
         if tune.dense_weight > 0:
             for rank, i in enumerate(dense):
@@ -164,15 +164,13 @@ class Retriever:
         return sorted(fused.items(), key=lambda kv: -kv[1])
 
     def _clause(self, text: str, mask: np.ndarray, question_bm25: np.ndarray,
-                question_weight: float | None = None, depth: int | None = None,
-                own_bm25: np.ndarray | None = None) -> Ranked:
-        """Chunks for one clause: its own chunk+sentence score plus a share of the whole question's.
-        `own_bm25`: the clause's chunk BM25 when the caller already has it (the whole question)."""
+                question_weight: float | None = None, depth: int | None = None) -> Ranked:
+        """Chunks for one clause: its own chunk+sentence score plus a share of the whole question's."""
         allowed = np.flatnonzero(mask)
         if not allowed.size:
             return []
         weight = self.tuning.question_weight if question_weight is None else question_weight
-        own, whole = self._chunk_scores(text, own_bm25)[allowed], question_bm25[allowed]
+        own, whole = self._chunk_scores(text)[allowed], question_bm25[allowed]
         key = own / max(float(own.max()), 1e-9) + weight * whole / max(float(whole.max()), 1e-9)
         top = _top(key, depth or self.tuning.list_depth)
         return [(int(allowed[j]), float(key[j])) for j in top if key[j] > 0]
@@ -182,13 +180,12 @@ class Retriever:
         own = mask & self._mask(clause.sources, [], None, None) if clause.sources else mask
         return (clause, own) if own.any() else (clause.model_copy(update={"sources": []}), mask)
 
-    def _chunk_scores(self, text: str, chunk_bm25: np.ndarray | None = None) -> np.ndarray:
-        """Chunk BM25 (given, or computed) plus the BM25 of the chunk's best-matching sentence (both
-        max-normalised)."""
+    def _chunk_scores(self, text: str) -> np.ndarray:
+        """Chunk BM25 plus the BM25 of the chunk's best-matching sentence (both max-normalised)."""
         key = _bag(text)
         if key in self._scored:  # a question's clauses and hops repeat some texts
             return self._scored[key]
-        own = self._chunk_bm25(text) if chunk_bm25 is None else chunk_bm25
+        own = self._chunk_bm25(text)
         if not self.tuning.sentence_weight:
             return own
         assert self._view is not None  # made by `_retrieve` whenever sentences are weighed
@@ -198,6 +195,7 @@ class Retriever:
         return self._scored[key]
 
     def _chunk_bm25(self, text: str) -> np.ndarray:
+        """Chunk BM25 of a text, computed once per retrieval (the question's is also the main ranking's)."""
         key = _bag(text)
         if key not in self._own:
             self._own[key] = self.indexes.lexical.scores(text)

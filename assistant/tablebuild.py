@@ -38,9 +38,8 @@ class _Growing:
         self.n += len(block)
 
     def take(self, order: np.ndarray, width: int) -> np.ndarray:
-        if self.data is None:
-            return np.zeros((0, width), self.dtype)
-        return self.data[order] if len(order) else np.zeros((0, *self.data.shape[1:]), self.dtype)
+        """The rows in `order` (`width` columns when nothing was ever added)."""
+        return np.zeros((0, width), self.dtype) if self.data is None else self.data[order]
 
 
 def table_from_pages(pages: Iterable[Page], keep: Callable[[dict[str, Any]], bool],
@@ -81,16 +80,14 @@ def table_from_pages(pages: Iterable[Page], keep: Callable[[dict[str, Any]], boo
     order = np.array(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
     sorted_ids = [ids[i] for i in order]
     del ids
-    blob = np.frombuffer(b"".join([texts[i] for i in order]), dtype=np.uint8)
-    offsets = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum([len(texts[i]) for i in order], out=offsets[1:])
+    column = TextColumn.of_encoded([texts[i] for i in order])
     del texts
     by_chunk = np.asarray(article, dtype=np.int64)[order]
     # articles numbered in the order of their first chunk in the table
-    firsts = np.unique(by_chunk, return_index=True)[1] if len(by_chunk) else np.zeros(0, np.int64)
+    firsts = np.unique(by_chunk, return_index=True)[1]
     renumber = np.zeros(len(articles), np.int32)
     appearance = by_chunk[np.sort(firsts)]
     renumber[appearance] = np.arange(len(appearance), dtype=np.int32)
     meta = MetaColumn([articles[a] for a in appearance.tolist()], renumber[by_chunk],
                       numbers.take(order, len(CHUNK_FIELDS)))
-    return ChunkTable.of(sorted_ids, TextColumn(blob, offsets), meta), vectors.take(order, dim)
+    return ChunkTable.of(sorted_ids, column, meta), vectors.take(order, dim)
