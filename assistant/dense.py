@@ -1,40 +1,51 @@
 """Dense: chunks ranked by cosine similarity to query vectors — exact over what the filters allow,
-Chroma's HNSW over the whole store when they allow much.
+approximate (assistant/ivf.py's clusters) when they allow many rows of a big store.
 
 The indexes keep every chunk's embedding (float32 unit vectors, memory-mapped from the index folder,
 stored by outlet then date so that a filter's rows are a few contiguous runs, scanned in place), so a
-query is one matrix product over the allowed rows: ~1-2 ms for 5k chunks here.
-Chroma's own `where` filtering costs a metadata scan per query (measured at 6,454 chunks: 18 ms with
-an outlet filter, 37 ms with a date filter, 1 ms without — and it grows with the store), so Chroma is
-only asked unfiltered, when the allowed rows are many (more than `exact_max`), a share of the store big
-enough that ≤ MAX_FETCH of its approximate neighbours hold enough of them (oversampled by how much the
-filters cut away), and asking costs less than the scan would (`HNSW_COST`); the neighbours are kept where
-the mask allows. When too few survive, the exact scan runs after all. One Chroma call serves the query
-vectors of a question that ask for the same number of neighbours.
+query is one matrix product over the allowed rows: ~1-2 ms for 5k chunks here. When the allowed rows
+are many more than a probe of the clusters scores (`IVF_FACTOR` times: a probe gathers scattered rows),
+only the members of the clusters nearest the query are scored, those the filters allow; when fewer of
+them pass than are wanted, the exact scan runs after all.
+Chroma is not asked: its `where` filtering costs a metadata scan per query (measured at 6,454 chunks:
+18 ms with an outlet filter, 37 ms with a date filter, 1 ms without — and it grows with the store), and
+its HNSW holds a second copy of the vectors in every process that queries it (see assistant/ivf.py).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+import os
+import weakref
+from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Any, Protocol
 
 import numpy as np
 
+from assistant.ivf import Ivf
+
 EXACT_MAX = 5_000  # allowed rows up to which the exact scan is used (≈ 1-2 ms on one core)
-MAX_FETCH = 500  # most neighbours asked of Chroma for one query vector (k=2,000 took 13-88 ms at 100k)
-OVERSAMPLE = 1.5  # neighbours asked per wanted one, times the share of the store the filters cut away
-# Chroma's cost in rows of exact scan (100k store, one core: a filtered scan ~0.2 us/row; an HNSW query
-# ~1 ms plus ~7 us per neighbour asked, its ids looked up here included): asked only when that is cheaper
-HNSW_COST = (5_000, 35)  # (fixed, per neighbour asked)
+# the clusters are probed when the allowed rows outnumber this many times the rows a probe scores
+# (measured, one outlet's contiguous rows vs a probe: break-even at ~15k allowed rows of 100k, ~50k of 1M;
+# a probe gathers its rows from all over the vectors and sorts out the filtered ones)
+IVF_FACTOR = 6
+RERANK = 2  # the clusters' best `RERANK * n` members (by their int8 copy) re-ranked by their float32 vectors
 MAX_RUNS = 256  # contiguous runs of allowed vectors up to which they are scanned in place (else gathered)
 
 
-class Rows(Protocol):
-    """Chunk id -> row in the table (a dict, or assistant.chunktable.Positions)."""
+class FileRows:
+    """Rows of a memory-mapped matrix read with pread: through the page cache, never mapped into the
+    process — a scattered touch of the map pulls 64 KB around it into the process (see assistant/ivf.py)."""
 
-    def get(self, chunk_id: str, default: int | None = None, /) -> int | None: ...
+    def __init__(self, array: np.memmap) -> None:
+        self.fd = os.open(str(array.filename), os.O_RDONLY)
+        weakref.finalize(self, os.close, self.fd)
+        self.offset, self.row_bytes = array.offset, int(array.strides[0])
+        self.dtype, self.width = array.dtype, int(array.shape[1])
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        size, at = self.row_bytes, self.offset
+        data = b"".join(os.pread(self.fd, size, at + int(r) * size) for r in rows)
+        return np.frombuffer(data, dtype=self.dtype).reshape(len(rows), self.width)
 
 
 @cache
@@ -50,40 +61,47 @@ def _one_blas_thread() -> None:
 class Dense:
     """Cosine ranking over the chunk embeddings of one index version."""
 
-    def __init__(self, vectors: np.ndarray, position: Rows, exact_max: int = EXACT_MAX,
-                 order: np.ndarray | None = None, hnsw_cost: tuple[int, int] = HNSW_COST) -> None:
+    def __init__(self, vectors: np.ndarray, exact_max: int = EXACT_MAX, order: np.ndarray | None = None,
+                 ivf: Ivf | None = None) -> None:
         """`vectors[i]` is the embedding of table row `order[i]` (default: row i). Stored clustered (the
         indexes keep them by outlet, then date), a filter's rows are a few contiguous runs, scanned in
-        place: gathering 20k scattered vectors (30 MB) cost more than the product itself."""
+        place: gathering 20k scattered vectors (30 MB) cost more than the product itself. `ivf`: clusters
+        of these storage rows, for the approximate search."""
         # a plain ndarray view: indexing a np.memmap goes through its slower subclass machinery
-        self.vectors, self.position, self.exact_max = np.asarray(vectors), position, exact_max
+        self.vectors, self.exact_max, self.ivf = np.asarray(vectors), exact_max, ivf
+        self.rows: Callable[[np.ndarray], np.ndarray] = lambda stored: np.take(self.vectors, stored, axis=0)
+        if isinstance(vectors, np.memmap) and vectors.filename is not None and vectors.ndim == 2:
+            self.rows = FileRows(vectors)
         self.order = np.arange(len(self.vectors)) if order is None else np.asarray(order)
-        self.hnsw_cost = hnsw_cost
+        if ivf is not None and ivf.size != len(self.vectors):
+            raise ValueError(f"IVF of {ivf.size} rows for {len(self.vectors)} vectors")
         _one_blas_thread()
 
-    def rank(self, queries: np.ndarray, masks: Sequence[np.ndarray], n: int | Sequence[int],
-             collection: Any = None) -> list[list[int]]:
+    def rank(self, queries: np.ndarray, masks: Sequence[np.ndarray],
+             n: int | Sequence[int]) -> list[list[int]]:
         """For each query vector and its mask: up to `n` allowed chunk rows (one count for all, or one
-        per query), most similar first. `collection`: the Chroma collection of these chunks (approximate
-        search when the mask allows many rows); without it every query is scanned exactly."""
+        per query), most similar first."""
         counts = [n] * len(masks) if isinstance(n, int) else list(n)
         out: list[list[int] | None] = [None] * len(masks)
-        wide: list[tuple[int, int]] = []  # (query number, allowed rows) for Chroma
+        wide: list[tuple[int, int]] = []  # (query number, allowed rows) for the clusters
         exact: dict[int, list[int]] = {}  # the same mask object scanned once for all its queries
         for j, (mask, want) in enumerate(zip(masks, counts, strict=True)):
             allowed = int(mask.sum())
             if allowed == 0 or want <= 0:
                 out[j] = []
-            elif collection is not None and self._approximate_pays(allowed, _fetch(want, len(mask), allowed)):
+            elif self._approximate_pays(allowed):
                 wide.append((j, allowed))
-            else:  # few rows, too few of Chroma's neighbours would pass, or the scan is cheaper
+            else:  # few rows, or a filter so narrow that scanning its rows is cheaper
                 exact.setdefault(id(mask), []).append(j)
+        if wide:
+            self._approximate(queries, masks, counts, wide, out)
+        for j, row in enumerate(out):
+            if row is None:  # too few of the probed clusters' members passed the mask
+                exact.setdefault(id(masks[j]), []).append(j)
         for group in exact.values():
             most = max(counts[j] for j in group)  # a shorter list is the head of a longer one
             for j, ranked in zip(group, self.exact(queries[group], masks[group[0]], most), strict=True):
                 out[j] = ranked[: counts[j]]
-        if wide:
-            self._approximate(queries, masks, counts, collection, wide, out)
         return [r or [] for r in out]
 
     def exact(self, queries: np.ndarray, mask: np.ndarray, n: int) -> list[list[int]]:
@@ -103,38 +121,32 @@ class Dense:
             else:
                 scores = np.asarray(np.take(self.vectors, where, axis=0) @ q)
         rows = self.order[where]
-        n = min(n, rows.size)
-        out = []
-        for column in scores.T:
-            top = np.argpartition(-column, n - 1)[:n] if n < rows.size else np.arange(rows.size)
-            out.append(rows[top[np.lexsort((rows[top], -column[top]))]].tolist())
-        return out
+        return [_top(rows, column, n) for column in scores.T]
 
-    def _approximate_pays(self, allowed: int, fetch: int) -> bool:
-        fixed, per = self.hnsw_cost
-        return allowed > self.exact_max and fetch <= MAX_FETCH and allowed > fixed + per * fetch
+    def _approximate_pays(self, allowed: int) -> bool:
+        ivf = self.ivf
+        return (ivf is not None and allowed > self.exact_max and allowed > IVF_FACTOR * ivf.gathered()
+                and ivf.probes(allowed / len(self.vectors)) < len(ivf.centroids))
 
     def _approximate(self, queries: np.ndarray, masks: Sequence[np.ndarray], counts: list[int],
-                     collection: Any, wide: list[tuple[int, int]], out: list[list[int] | None]) -> None:
-        total = len(self.vectors)
-        by_fetch: dict[int, list[tuple[int, int]]] = {}  # one Chroma call per neighbour count
-        for j, allowed in wide:
-            by_fetch.setdefault(min(total, _fetch(counts[j], total, allowed)), []).append((j, allowed))
-        for fetch, group in by_fetch.items():
-            got = collection.query(query_embeddings=np.stack([queries[j] for j, _ in group]),
-                                   n_results=fetch, include=[])
-            for (j, allowed), ids in zip(group, got["ids"], strict=True):
-                mask, position, n = masks[j], self.position, counts[j]
-                kept = []
-                for cid in ids:
-                    if (p := position.get(cid)) is not None and mask[p]:
-                        kept.append(p)
-                        if len(kept) == n:
-                            break
-                short = len(kept) < min(n, allowed) and len(ids) >= fetch
-                out[j] = self.exact(queries[j : j + 1], mask, n)[0] if short else kept
+                     wide: list[tuple[int, int]], out: list[list[int] | None]) -> None:
+        """The allowed members of each query's nearest clusters, ranked; None where fewer than wanted pass."""
+        assert self.ivf is not None
+        picked = np.array([j for j, _ in wide])
+        centroid_scores = np.asarray(queries[picked], dtype=np.float32) @ self.ivf.centroids.T
+        for (j, allowed), scores in zip(wide, centroid_scores, strict=True):
+            probes = self.ivf.probes(allowed / len(self.vectors))
+            stored, approx = self.ivf.search(queries[j], scores, probes, self.order, masks[j])
+            n = counts[j]
+            if stored.size < min(n, allowed):
+                continue
+            if stored.size > RERANK * n:
+                stored = stored[np.argpartition(-approx, RERANK * n - 1)[: RERANK * n]]
+            out[j] = _top(self.order[stored], self.rows(stored) @ np.asarray(queries[j], np.float32), n)
 
 
-def _fetch(n: int, total: int, allowed: int) -> int:
-    """Neighbours to ask of Chroma for `n` that pass a mask allowing `allowed` of `total` rows."""
-    return max(n, math.ceil(OVERSAMPLE * n * total / allowed))
+def _top(rows: np.ndarray, scores: np.ndarray, n: int) -> list[int]:
+    """The `n` rows scoring highest, best first (ties: lower row first)."""
+    n = min(n, rows.size)
+    top = np.argpartition(-scores, n - 1)[:n] if n < rows.size else np.arange(rows.size)
+    return rows[top[np.lexsort((rows[top], -scores[top]))]].tolist()

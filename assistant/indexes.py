@@ -1,4 +1,5 @@
-"""Indexes: the search structures derived from the store — BM25, the quote index, chunk metadata, catalog.
+"""Indexes: the search structures derived from the store — BM25, the quote index, chunk metadata, catalog,
+the chunk vectors and their clusters.
 
 Chroma is the source of truth. Everything here is rebuilt from it and persisted under
 `DATA_DIR/index/{prefix}-{embedder}/` together with a fingerprint of the store (every chunk id,
@@ -32,6 +33,7 @@ import numpy as np
 
 from assistant.chunktable import ChunkTable, Positions, article_header
 from assistant.dense import Dense
+from assistant.ivf import MIN_ROWS, Ivf
 from assistant.lexical import LexicalIndex
 from assistant.query import Catalog
 from assistant.sentence_scores import SentenceView
@@ -69,12 +71,13 @@ class Indexes:
 
     def __init__(self, table: ChunkTable, lexical: LexicalIndex, articles: LexicalIndex,
                  sentences: tuple[np.ndarray, LexicalIndex], quotes: QuoteIndex, catalog: Catalog,
-                 fingerprint: str, vectors: np.ndarray, vector_order: np.ndarray) -> None:
+                 fingerprint: str, vectors: np.ndarray, vector_order: np.ndarray,
+                 ivf: Ivf | None = None) -> None:
         self.table, self.lexical, self.articles, self.quotes = table, lexical, articles, quotes
         self.catalog, self.fingerprint = catalog, fingerprint
         self.generation: str | None = None  # the store's change token these match (None: unknown)
         self.position = Positions(table.ids)
-        self.dense = Dense(vectors, self.position, order=vector_order)
+        self.dense = Dense(vectors, order=vector_order, ivf=ivf)
         self.article_ids = article_order(table)
         self.article_index = {a: n for n, a in enumerate(self.article_ids)}
         self.chunk_article = table.article.astype(np.int64)
@@ -165,8 +168,9 @@ class Indexes:
         sentences = LexicalIndex.build(sentence_rows(table, owner))
         _release_freed_memory()
         clustered = clustered_order(table)
+        vectors = vectors[clustered]
         return cls(table, lexical, articles, (np.array(owner, dtype=np.int64), sentences), quotes,
-                   catalog_of(table), fp, vectors[clustered], clustered)
+                   catalog_of(table), fp, vectors, clustered, _clusters(vectors))
 
     def save(self, folder: Path) -> None:
         """Write a new folder beside `folder` and swap it in (old one renamed aside, new one renamed in).
@@ -193,6 +197,8 @@ class Indexes:
         np.save(tmp / "sentence-chunk.npy", self.sentence_chunk)
         np.save(tmp / "vectors.npy", np.ascontiguousarray(self.dense.vectors, dtype=np.float32))
         np.save(tmp / "vector-order.npy", self.dense.order)
+        if self.dense.ivf is not None:
+            self.dense.ivf.save(tmp)
         self.table.save(tmp)
         self.quotes.save(tmp / "quotes.jsonl")
         # the store's change token read before these indexes were built: equal later, nothing changed
@@ -210,7 +216,14 @@ class Indexes:
         order = np.load(folder / "vector-order.npy")
         if len(vectors) != len(table.ids) or not np.array_equal(np.sort(order), np.arange(len(table.ids))):
             raise ValueError(f"{len(vectors)} vectors / {len(order)} order for {len(table.ids)} chunks")
-        return cls(table, lexical, articles, sentences, quotes, catalog_of(table), fp, vectors, order)
+        ivf = Ivf.load(folder)
+        if ivf is None and len(vectors) >= MIN_ROWS:  # saved before the clusters existed: add them
+            ivf = Ivf.build(vectors)
+            try:
+                ivf.save(folder)
+            except OSError as err:
+                log.warning("could not save the vector clusters in %s: %s", folder, err)
+        return cls(table, lexical, articles, sentences, quotes, catalog_of(table), fp, vectors, order, ivf)
 
 
 def _remove_leftovers(folder: Path) -> None:
@@ -247,6 +260,11 @@ def sentence_rows(table: ChunkTable, owner: list[int]) -> Iterator[str]:
         for sentence in split_sentences(text):
             owner.append(i)
             yield sentence
+
+
+def _clusters(vectors: np.ndarray) -> Ivf | None:
+    """The approximate-search clusters of a store big enough to need them."""
+    return Ivf.build(vectors) if len(vectors) >= MIN_ROWS else None
 
 
 def clustered_order(table: ChunkTable) -> np.ndarray:

@@ -4,7 +4,8 @@
    "in October 2023", "latest"), one sub-query per article a multi-hop question describes, a speaker.
 2. Main ranking: every allowed chunk scored by BM25 (title | outlet | date-prefixed chunks) plus
    the BM25 of its best-matching sentence, fused by reciprocal rank with dense similarity
-   (`assistant.dense`: an exact scan of the allowed chunks' vectors, or Chroma's HNSW when they are many).
+   (`assistant.dense`: an exact scan of the allowed chunks' vectors, or the nearest clusters' members
+   when they are many).
 3. Hops: each sub-query's best articles inside its own outlet/dates, and their best passages.
 4. Probes (`assistant.probes`): each clause of the question ranked on its own — multi-hop questions
    describe one fact per clause.
@@ -108,7 +109,7 @@ class Retriever:
         dense_masks = [mask, *(own for _, own in scoped)][: len(vectors)]
         # the whole question's list is fused at `depth`; a clause's enters the final fusion at `list_depth`
         depths = [self.tuning.depth] + [self.tuning.list_depth] * (len(dense_masks) - 1)
-        dense = self.indexes.dense.rank(vectors, dense_masks, depths, self.store.chunks)
+        dense = self.indexes.dense.rank(vectors, dense_masks, depths)
         lists = [(self._main(text, bm25, dense[0], mask), 1.0)]
         for sub in the_plan.subqueries:
             hop_mask = mask & self._mask(sub.sources, [], sub.since, sub.until)

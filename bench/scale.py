@@ -279,8 +279,10 @@ def goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out["p50_100k_ok"] = s["p50"] <= GOALS["p50_ms_100k"]
         out["p99_100k_ok"] = s["p99"] <= GOALS["p99_ms_100k"]
     if 1_000_000 in by:
-        peak = max(by[1_000_000]["serve"]["peak_rss_mb"], by[1_000_000]["build"]["peak_rss_mb"])
-        out["rss_1M_ok"] = peak <= GOALS["rss_mb_1M"]
+        row = by[1_000_000]
+        out["rss_1M_ok"] = row["serve"]["peak_rss_mb"] <= GOALS["rss_mb_1M"]  # serving the questions
+        build = row.get("last_build", row["build"])  # a build (reading the whole store through Chroma)
+        out["rss_1M_build_ok"] = build["peak_rss_mb"] <= GOALS["rss_mb_1M"]
     return out
 
 

@@ -1,16 +1,23 @@
-"""Dense ranking (assistant/dense.py): the exact scan equals a brute-force oracle under any mask, and the
-approximate path (a real Chroma collection, asked unfiltered) keeps only allowed rows, agrees with the
-exact ranking on its first places, and falls back to the scan when the filters cut away too much."""
+"""Dense ranking (assistant/dense.py, assistant/ivf.py): the exact scan equals a brute-force oracle under
+any mask; the clusters cover every row once, deterministically; the approximate path scores only the
+probed clusters' allowed members, agrees with the exact ranking on clustered data, and falls back to the
+scan when too few members pass the filter."""
 
 from __future__ import annotations
 
-import chromadb
 import numpy as np
 import pytest
 
-from assistant.dense import Dense
+from assistant.dense import Dense, FileRows
+from assistant.ivf import PROBES, Ivf
 
 DIM, N = 32, 3_000
+
+
+@pytest.fixture(autouse=True)
+def probe_small_stores(monkeypatch):
+    """The clusters pay from ~15k allowed rows of a real store; these 3,000 are probed from ~500 on."""
+    monkeypatch.setattr("assistant.dense.IVF_FACTOR", 1)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -18,17 +25,21 @@ def unit(rows: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus():
     rng = np.random.default_rng(7)
     vectors = unit(rng.standard_normal((N, DIM)))
-    ids = [f"c{i:05d}" for i in range(N)]
-    client = chromadb.PersistentClient(path=str(tmp_path_factory.mktemp("chroma")))
-    collection = client.get_or_create_collection("dense-test", embedding_function=None,
-                                                 configuration={"hnsw": {"space": "cosine"}})
-    for start in range(0, N, 1000):
-        collection.add(ids=ids[start : start + 1000], embeddings=vectors[start : start + 1000])
     queries = unit(rng.standard_normal((5, DIM)))
-    return vectors, {cid: i for i, cid in enumerate(ids)}, collection, queries, rng
+    return vectors, queries, rng
+
+
+@pytest.fixture(scope="module")
+def topical():
+    """Vectors in 40 topics (like news embeddings, unlike uniform noise), queries near some of them."""
+    rng = np.random.default_rng(11)
+    topics = unit(rng.standard_normal((40, DIM)))
+    vectors = unit(topics[rng.integers(0, 40, N)] + 0.08 * rng.standard_normal((N, DIM)))
+    queries = unit(topics[:6] + 0.08 * rng.standard_normal((6, DIM)))
+    return vectors, queries, rng
 
 
 def oracle(vectors: np.ndarray, query: np.ndarray, mask: np.ndarray, n: int) -> list[int]:
@@ -38,8 +49,8 @@ def oracle(vectors: np.ndarray, query: np.ndarray, mask: np.ndarray, n: int) -> 
 
 
 def test_exact_scan_equals_the_brute_force_oracle_under_any_mask(corpus):
-    vectors, position, _, queries, rng = corpus
-    dense = Dense(vectors, position)
+    vectors, queries, rng = corpus
+    dense = Dense(vectors)
     everything, few, none = np.ones(N, bool), rng.random(N) < 0.003, np.zeros(N, bool)
     masks = [everything, rng.random(N) < 0.3, few, none, everything]
     got = dense.rank(queries, masks, 20)
@@ -49,9 +60,9 @@ def test_exact_scan_equals_the_brute_force_oracle_under_any_mask(corpus):
 
 
 def test_vectors_stored_in_another_order_scan_the_same_by_runs_or_by_gathering(corpus):
-    vectors, position, _, queries, rng = corpus
+    vectors, queries, rng = corpus
     order = rng.permutation(N)  # storage row i holds table row order[i]
-    dense = Dense(vectors[order], position, order=order)
+    dense = Dense(vectors[order], order=order)
     in_storage = np.zeros(N, bool)
     in_storage[[*range(100, 400), *range(2_000, 2_050)]] = True  # two runs of stored vectors
     runs = np.zeros(N, bool)
@@ -63,53 +74,110 @@ def test_vectors_stored_in_another_order_scan_the_same_by_runs_or_by_gathering(c
             assert ranked == oracle(vectors, query, mask, 20)
 
 
-def test_approximate_path_keeps_allowed_rows_and_matches_the_scan_at_the_top(corpus):
-    vectors, position, collection, queries, rng = corpus
-    dense = Dense(vectors, position, exact_max=100, hnsw_cost=(0, 0))  # every mask below: Chroma is asked
-    wide = rng.random(N) < 0.6
-    got = dense.rank(queries, [wide] * len(queries), 20, collection)
-    for query, ranked in zip(queries, got, strict=True):
-        assert len(ranked) == 20 and all(wide[i] for i in ranked)
-        exact = oracle(vectors, query, wide, 20)
-        assert ranked[:5] == exact[:5]  # HNSW is approximate, but not at its first places here
-        assert len(set(ranked) & set(exact)) >= 18
+def test_clusters_hold_every_row_once_and_are_rebuilt_identically(topical, tmp_path):
+    vectors, _, _ = topical
+    ivf = Ivf.build(vectors)
+    assert len(ivf.centroids) == 110 and ivf.size == N  # 2 x sqrt(3000)
+    assert sorted(ivf.members.tolist()) == list(range(N))
+    for c in range(len(ivf.centroids)):  # each member is nearest its own centroid, ascending in its cluster
+        members = ivf.members[ivf.offsets[c] : ivf.offsets[c + 1]]
+        assert (np.diff(members) > 0).all()
+        if members.size:
+            assert (np.argmax(vectors[members] @ ivf.centroids.T, axis=1) == c).all()
+    np.testing.assert_allclose(np.linalg.norm(ivf.centroids, axis=1), 1, rtol=1e-5)
+    # each member's int8 copy, in cluster order: its dot products within 1 % of the float32 ones
+    approx = ivf.codes.astype(np.float32) / ivf.scale
+    assert np.abs(approx - vectors[ivf.members]).max() <= 0.5 / ivf.scale.min() + 1e-6
+    q = vectors[0]
+    assert np.abs(approx @ q - vectors[ivf.members] @ q).max() < 0.01
+    again = Ivf.build(vectors)
+    assert np.array_equal(again.members, ivf.members) and np.array_equal(again.centroids, ivf.centroids)
+    ivf.save(tmp_path)
+    loaded = Ivf.load(tmp_path)
+    assert loaded is not None and np.array_equal(loaded.members, ivf.members)
+    assert np.array_equal(loaded.offsets, ivf.offsets) and np.array_equal(loaded.codes, ivf.codes)
+    assert Ivf.load(tmp_path / "none") is None
+    with pytest.raises(ValueError, match="out of step"):
+        Ivf(ivf.centroids[:-1], ivf.members, ivf.offsets, ivf.codes, ivf.scale)
+    with pytest.raises(ValueError, match="out of step"):
+        Ivf(ivf.centroids, ivf.members, ivf.offsets, ivf.codes[:-1], ivf.scale)
+    with pytest.raises(ValueError, match="IVF of 3000 rows for 2999"):
+        Dense(vectors[:-1], ivf=ivf)
 
 
-def test_a_mask_too_narrow_for_chroma_is_scanned_without_asking_it(corpus):
-    vectors, position, _, queries, _ = corpus
-    narrow = np.arange(N) % 20 == 0  # 150 rows: 1.5 x 20 x 3000 / 150 = 600 neighbours > MAX_FETCH
-    dense = Dense(vectors, position, exact_max=100, hnsw_cost=(0, 0))
-    got = dense.rank(queries[:1], [narrow], 20, collection=Unusable())
-    assert got[0] == oracle(vectors, queries[0], narrow, 20)
+def test_the_clusters_rank_like_the_scan_on_topical_vectors_and_keep_only_allowed_rows(topical):
+    vectors, queries, rng = topical
+    order = rng.permutation(N)
+    stored = vectors[order]
+    dense = Dense(stored, exact_max=100, order=order, ivf=Ivf.build(stored))
+    for mask in (np.ones(N, bool), rng.random(N) < 0.6):
+        assert dense._approximate_pays(int(mask.sum()))
+        got = dense.rank(queries, [mask] * len(queries), 20)
+        for query, ranked in zip(queries, got, strict=True):
+            assert len(ranked) == 20 and all(mask[i] for i in ranked)
+            exact = oracle(vectors, query, mask, 20)
+            # the int8 copy picks the best 40, their float32 vectors order them: exact at the top
+            assert ranked[:5] == exact[:5] and len(set(ranked) & set(exact)) >= 19
 
 
-def test_chroma_is_asked_only_when_that_costs_less_than_the_scan(corpus):
-    vectors, position, collection, queries, _ = corpus
-    # asking costs 1,000 rows of scan + 10 per neighbour; a mask of m rows needs 1.5 x n x 3000 / m
-    dense = Dense(vectors, position, exact_max=100, hnsw_cost=(1_000, 10))
-    half = np.arange(N) % 2 == 0  # 1,500 rows: 20 -> 60 neighbours (1,600 > 1,500: scan); 10 -> 30 (1,300)
-    with pytest.raises(AssertionError, match="must not be asked"):
-        dense.rank(queries[:1], [half], 10, collection=Unusable())
-    scanned = dense.rank(queries[:1], [half], 20, collection=Unusable())[0]
-    assert scanned == oracle(vectors, queries[0], half, 20)
-    # per-query counts: the longer list is scanned, the shorter asked of Chroma, each its own length
-    got = dense.rank(queries[:2], [half, half], [20, 10], collection)
-    assert got[0] == oracle(vectors, queries[0], half, 20)
-    assert len(got[1]) == 10 and all(half[i] for i in got[1])
+def trap(vectors: np.ndarray, query: np.ndarray) -> Ivf:
+    """Clusters that put the query's 100 nearest rows in one cluster pointing away from it: a probe never
+    sees them, so a result holding them came from the scan."""
+    clusters = 100
+    near = np.argsort(-(vectors @ query))[:100]
+    assigned = np.arange(len(vectors)) % (clusters - 1)
+    assigned[near] = clusters - 1
+    centroids = unit(np.random.default_rng(3).standard_normal((clusters, vectors.shape[1])))
+    centroids[-1] = -query
+    members = np.argsort(assigned, kind="stable")
+    scale = np.full(vectors.shape[1], 127.0, dtype=np.float32)  # unit vectors: every entry within ±1
+    return Ivf(centroids, members, np.r_[0, np.cumsum(np.bincount(assigned, minlength=clusters))],
+               np.rint(vectors[members] * scale).astype(np.int8), scale)
 
 
-class Unusable:
-    def query(self, **_: object) -> None:
-        raise AssertionError("Chroma must not be asked")
+def test_only_the_probed_clusters_are_scored_and_too_few_allowed_members_fall_back_to_the_scan(corpus):
+    vectors, queries, _ = corpus
+    query = queries[0]
+    dense = Dense(vectors, exact_max=100, ivf=trap(vectors, query))
+    everything = np.ones(N, bool)
+    nearest = set(oracle(vectors, query, everything, 100))
+    got = dense.rank(queries[:1], [everything], 20)[0]
+    assert len(got) == 20 and not set(got) & nearest  # approximate: the trapped cluster was not probed
+    # allowed: the trapped rows and the members of the 50 clusters facing away from the query — none of
+    # them in the clusters a probe picks (32 for a filter allowing half the rows), so the scan runs
+    ivf = dense.ivf
+    assert ivf is not None and PROBES < 32 == ivf.probes(0.5) < 49
+    far = np.argsort(ivf.centroids[:-1] @ query)[:50]
+    only_far = np.zeros(N, bool)
+    only_far[list(nearest)] = True
+    only_far[np.concatenate([ivf.members[ivf.offsets[c] : ivf.offsets[c + 1]] for c in far])] = True
+    assert dense._approximate_pays(int(only_far.sum()))  # the clusters are asked first
+    scanned = dense.rank(queries[:1], [only_far], 20)[0]
+    assert scanned == oracle(vectors, query, only_far, 20)  # the scan: it finds the trapped rows
+    assert set(scanned) & nearest
 
 
-def test_approximate_path_falls_back_to_the_scan_when_the_filter_cuts_away_too_much(corpus):
-    vectors, position, collection, queries, _ = corpus
-    dense = Dense(vectors, position, exact_max=100, hnsw_cost=(0, 0))
-    # 200 allowed rows (> exact_max; Chroma is asked for 1.5 x 20 x 3000 / 200 = 450 neighbours), chosen
-    # as those LEAST similar to the query: the neighbours hold none of them, only the scan finds them
-    scores = vectors @ queries[0]
-    far = np.zeros(N, bool)
-    far[np.argsort(scores)[:200]] = True
-    got = dense.rank(queries[:1], [far], 20, collection)[0]
-    assert got == oracle(vectors, queries[0], far, 20)
+def test_a_narrow_filter_is_scanned_and_per_query_counts_are_kept(corpus):
+    vectors, queries, rng = corpus
+    dense = Dense(vectors, exact_max=100, ivf=trap(vectors, queries[0]))
+    narrow = np.arange(N) % 20 == 0  # 150 rows: cheaper to scan than a probe (16 x 30 gathered rows)
+    narrow[oracle(vectors, queries[0], np.ones(N, bool), 5)] = True
+    assert dense.rank(queries[:1], [narrow], 20)[0] == oracle(vectors, queries[0], narrow, 20)
+    half = rng.random(N) < 0.5
+    assert not dense._approximate_pays(int(narrow.sum())) and dense._approximate_pays(int(half.sum()))
+    got = dense.rank(queries[:2], [half, half], [20, 10])
+    assert len(got[0]) == 20 and len(got[1]) == 10 and all(half[i] for i in got[0] + got[1])
+    assert got[1] == dense.rank(queries[1:2], [half], 10)[0]  # as if asked alone
+
+
+def test_vectors_loaded_from_a_file_are_reranked_from_it_by_pread(topical, tmp_path):
+    vectors, queries, rng = topical
+    np.save(tmp_path / "vectors.npy", vectors)
+    mapped = np.load(tmp_path / "vectors.npy", mmap_mode="r")
+    ivf = Ivf.build(vectors)
+    on_disk, in_memory = Dense(mapped, exact_max=100, ivf=ivf), Dense(vectors, exact_max=100, ivf=ivf)
+    assert isinstance(on_disk.rows, FileRows)
+    rows = rng.permutation(N)[:50]
+    assert np.array_equal(on_disk.rows(rows), vectors[rows]) and on_disk.rows(rows[:0]).shape == (0, DIM)
+    masks = [rng.random(N) < 0.7] * len(queries)
+    assert on_disk.rank(queries, masks, 20) == in_memory.rank(queries, masks, 20)

@@ -218,7 +218,7 @@ def test_index_saved_and_loaded_lazily(seed_quotes: list[Quote], tmp_path) -> No
     index.add("other", [quote("Christine Lagarde", "Rates stay high", 3)])
     index.save(tmp_path / "quotes.jsonl")
     again = QuoteIndex.load(tmp_path / "quotes.jsonl")
-    assert all(isinstance(held, str) for held in again._quotes.values())  # nothing parsed yet
+    assert all(isinstance(held, tuple) for held in again._quotes.values())  # nothing parsed yet: spans
     assert again.article_ids() == index.article_ids() and len(again) == len(index) == len(seed_quotes) + 1
     assert again.speakers() == index.speakers()
     assert again.lines() == index.lines()
@@ -231,6 +231,10 @@ def test_index_saved_and_loaded_lazily(seed_quotes: list[Quote], tmp_path) -> No
     (tmp_path / "torn.jsonl").write_text(index.lines()[0][:-5] + "\n")
     with pytest.raises(json.JSONDecodeError):
         QuoteIndex.load(tmp_path / "torn.jsonl")
+    (tmp_path / "unended.jsonl").write_text("\n".join(index.lines()))  # no final newline: still read
+    assert QuoteIndex.load(tmp_path / "unended.jsonl").lines() == index.lines()
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    assert len(QuoteIndex.load(tmp_path / "empty.jsonl")) == 0
 
 
 # --- the real corpus -----------------------------------------------------------------------------------

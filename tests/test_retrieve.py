@@ -284,6 +284,24 @@ def test_saved_indexes_tagged_with_the_store_token_open_without_reading_the_stor
     assert added.fingerprint != first.fingerprint and len(added.table.ids) > len(first.table.ids)
 
 
+def test_a_big_store_gets_vector_clusters_saved_with_its_indexes_and_added_to_an_older_save(
+        settings, store, small_embedder, monkeypatch):
+    monkeypatch.setattr("assistant.indexes.MIN_ROWS", 2)  # the seed article's chunks count as big
+    ingest([str(SEED)], store, small_embedder, settings)
+    built = Indexes.open(store, settings.data_dir)
+    folder = Indexes.folder(settings.data_dir, store)
+    ivf = built.dense.ivf
+    assert ivf is not None and ivf.size == len(built.table.ids) >= 2 and sorted(folder.glob("ivf-*")) != []
+    for name in ("ivf-centroids.npy", "ivf-members.npy", "ivf-offsets.npy"):
+        (folder / name).unlink()  # as saved by a version without (all of) them
+    reopened = Indexes.open(store, settings.data_dir)
+    assert reopened.dense.ivf is not None and len(list(folder.glob("ivf-*"))) == 5
+    assert np.array_equal(reopened.dense.ivf.members, ivf.members)
+    question = "What did Qureshi say about Russia?"
+    assert ([p.chunk_id for p in Retriever(store, small_embedder, reopened).retrieve(question).passages]
+            == [p.chunk_id for p in Retriever(store, small_embedder, built).retrieve(question).passages])
+
+
 @pytest.mark.parametrize("damage", ["chunk-ids.json", "texts.bin", "truncated texts.bin", "vectors.npy",
                                     "chunk-numbers.npy", "quotes.jsonl", "sentence-chunk.npy", "meta.json",
                                     "swap", "bm25/vocab.index.json", "bm25-sentences/params.index.json"])
