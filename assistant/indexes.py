@@ -36,7 +36,7 @@ from assistant.dense import Dense
 from assistant.ivf import MIN_ROWS, Ivf
 from assistant.lexical import LexicalIndex
 from assistant.query import Catalog
-from assistant.sentence_scores import SentenceView
+from assistant.sentence_scores import SentenceView, Zeros
 from assistant.store import INDEXED, Store
 from assistant.tablebuild import Page, table_from_pages
 from ingest.quoteindex import QuoteIndex
@@ -91,6 +91,7 @@ class Indexes:
                              "chunk order)")  # `open` rebuilds a saved copy that fails this
         # sentences are stored in chunk order: chunk c's are sentence_start[c]:sentence_start[c + 1]
         self.sentence_start = np.searchsorted(self.sentence_chunk, np.arange(len(table.ids) + 1))
+        self.sentence_sums = Zeros(self.sentences.size)  # scratch arrays of per-sentence sums
 
     def best_sentence(self, text: str, chunks: np.ndarray | None = None) -> np.ndarray:
         """Per chunk, the BM25 score of its best-matching sentence for `text` — computed from the postings

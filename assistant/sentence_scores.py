@@ -7,6 +7,7 @@ text's words, filtering each word's postings to those chunks once for all the qu
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -82,9 +83,12 @@ class SentenceView:
         rows, values = weighted([(self._word(span), times) for span, times in spans.items()])
         best = np.zeros(len(ix.table.ids), np.float32)
         if rows.size:
-            per_sentence = np.zeros(ix.sentences.size, np.float32)
+            per_sentence = ix.sentence_sums.take()
             np.add.at(per_sentence, rows, values)
-            np.maximum.at(best, ix.sentence_chunk[rows], per_sentence[rows])
+            summed = per_sentence[rows]
+            per_sentence[rows] = 0
+            ix.sentence_sums.give(per_sentence)  # zeroed again (lost, not given back, if anything failed)
+            np.maximum.at(best, ix.sentence_chunk[rows], summed)
         return best
 
     def _word(self, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +99,25 @@ class SentenceView:
                 rows, values = rows[keep], values[keep]
             self._words[span] = (rows, values)
         return self._words[span]
+
+
+class Zeros:
+    """Zeroed float32 arrays of one size, lent and given back zeroed: a text's postings are summed per
+    sentence in one, and allocating and zeroing a fresh one per text cost more than the sums (1M chunks,
+    10M sentences: ~8 of ~10 ms). One per retrieval running at once."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self._free, self._lock = size, list[np.ndarray](), threading.Lock()
+
+    def take(self) -> np.ndarray:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return np.zeros(self.size, np.float32)
+
+    def give(self, zeroed: np.ndarray) -> None:
+        with self._lock:
+            self._free.append(zeroed)
 
 
 def _expand(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

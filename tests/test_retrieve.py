@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -463,6 +464,13 @@ def test_postings_sum_to_the_dense_bm25_scores_and_the_best_sentence_is_their_ma
         # one view shared by a question's texts (each word filtered once) scores each text the same
         assert np.allclose(shared.best(query), np.where(some, oracle, 0), atol=1e-4), query
     assert ix.best_sentence("What did the company say about its revenue?").max() > 0  # the probes match
+    # the per-sentence sums are summed in lent scratch arrays: given back zeroed, one per concurrent caller
+    assert ix.sentence_sums._free and not any(z.any() for z in ix.sentence_sums._free)
+    texts = [ix.table.texts[i][:150] for i in range(0, 40, 5)]
+    expected = [ix.best_sentence(t) for t in texts]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(ix.best_sentence, texts * 10))
+    assert all(np.array_equal(g, expected[i % len(texts)]) for i, g in enumerate(got))
 
 
 def test_sentence_candidates_in_a_big_store_are_the_top_scores_by_a_sampled_cut():
