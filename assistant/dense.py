@@ -136,8 +136,8 @@ class Dense:
         centroid_scores = np.asarray(queries[picked], dtype=np.float32) @ self.ivf.centroids.T
         for (j, allowed), scores in zip(wide, centroid_scores, strict=True):
             probes = self.ivf.probes(allowed / len(self.vectors))
-            stored, approx = self.ivf.search(queries[j], scores, probes, self.order, masks[j])
             n = counts[j]
+            stored, approx = self.ivf.search(queries[j], scores, probes, self.order, masks[j], RERANK * n)
             if stored.size < min(n, allowed):
                 continue
             if stored.size > RERANK * n:

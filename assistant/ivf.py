@@ -103,18 +103,26 @@ class Ivf:
         return PROBES * self.size / len(self.centroids)
 
     def search(self, query: np.ndarray, centroid_scores: np.ndarray, probes: int, order: np.ndarray,
-               mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+               mask: np.ndarray, want: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """The members (storage rows) of the `probes` clusters scoring highest (`centroid_scores`: the
         query's dot product with every centroid) whose table rows (`order`: storage row -> table row)
-        `mask` allows, and their approximate dot products with `query`."""
+        `mask` allows, and their approximate dot products with `query`. Clusters are taken best first,
+        and only until `want` allowed members are in hand (or as many as an unfiltered probe scores)."""
         if probes >= len(self.centroids):
-            at = np.arange(len(self.members))
-        else:  # the probed clusters' positions in member order, cluster by cluster
-            nearest = np.sort(np.argpartition(-centroid_scores, probes - 1)[:probes])
-            starts, sizes = self.offsets[nearest], self.offsets[nearest + 1] - self.offsets[nearest]
-            at = np.arange(int(sizes.sum())) + np.repeat(starts - np.r_[0, np.cumsum(sizes)[:-1]], sizes)
+            nearest = np.argsort(-centroid_scores, kind="stable")
+        else:
+            nearest = np.argpartition(-centroid_scores, probes - 1)[:probes]
+            nearest = nearest[np.argsort(-centroid_scores[nearest], kind="stable")]  # best first
+        starts, sizes = self.offsets[nearest], self.offsets[nearest + 1] - self.offsets[nearest]
+        ends = np.cumsum(sizes)
+        at = np.arange(int(ends[-1]) if ends.size else 0) + np.repeat(starts - (ends - sizes), sizes)
         stored = self.members[at]
         keep = mask[order[stored]]
+        passed = np.cumsum(keep)[ends[sizes > 0] - 1]  # allowed members through each non-empty cluster
+        enough = np.flatnonzero(passed >= max(want, int(self.gathered())))
+        if enough.size:  # the clusters after the one that brought enough are left out
+            cut = int(ends[sizes > 0][enough[0]])
+            at, stored, keep = at[:cut], stored[:cut], keep[:cut]
         if not keep.all():  # only the allowed members' codes are read
             at, stored = at[keep], stored[keep]
         codes = np.take(self.codes, at, axis=0)

@@ -90,6 +90,18 @@ def test_clusters_hold_every_row_once_and_are_rebuilt_identically(topical, tmp_p
     assert np.abs(approx - vectors[ivf.members]).max() <= 0.5 / ivf.scale.min() + 1e-6
     q = vectors[0]
     assert np.abs(approx @ q - vectors[ivf.members] @ q).max() < 0.01
+    # a search takes whole clusters, best first, until it holds enough members
+    scores = ivf.centroids @ q
+    stored, dots = ivf.search(q, scores, len(ivf.centroids), np.arange(N), np.ones(N, bool), want=500)
+    best_first = np.argsort(-scores, kind="stable")
+    through = np.cumsum(np.diff(ivf.offsets)[best_first])
+    k = int(np.searchsorted(through, max(500, ivf.gathered()))) + 1  # clusters taken
+    taken = np.concatenate([ivf.members[ivf.offsets[c] : ivf.offsets[c + 1]] for c in best_first[:k]])
+    assert sorted(stored.tolist()) == sorted(taken.tolist()) and N > stored.size >= 500
+    np.testing.assert_allclose(dots, vectors[stored] @ q, atol=0.01)
+    odd = np.arange(N) % 2 == 1  # a filter: only its rows, still until enough of them
+    stored, _ = ivf.search(q, scores, len(ivf.centroids), np.arange(N), odd, want=500)
+    assert stored.size >= 500 and (stored % 2 == 1).all()
     again = Ivf.build(vectors)
     assert np.array_equal(again.members, ivf.members) and np.array_equal(again.centroids, ivf.centroids)
     ivf.save(tmp_path)
