@@ -93,6 +93,23 @@ class Indexes:
         self.sentence_start = np.searchsorted(self.sentence_chunk, np.arange(len(table.ids) + 1))
         self.sentence_sums = Zeros(self.sentences.size)  # scratch arrays of per-sentence sums
 
+    def counts(self) -> dict[str, int]:
+        """Articles and chunks these indexes serve."""
+        return {"articles": len(self.article_ids), "chunks": len(self.table.ids)}
+
+    def chunks_of(self, article_id: str, content_hash: str) -> list[tuple[str, dict[str, Any]]] | None:
+        """(chunk id, metadata) of an article's chunks in reading order, when these indexes hold the
+        version with this content hash (chunk ids carry its first 10 characters); None otherwise.
+        Reading them from Chroma instead loads its vector index into the process (2 GB at 1M chunks)."""
+        n = self.article_index.get(article_id)
+        if n is None:
+            return None
+        rows = [int(r) for r in self.article_chunks[n]]
+        ids = [self.table.ids[r] for r in rows]
+        prefix = f"{article_id}:{content_hash[:10]}:"
+        return [(i, self.table.meta[r]) for i, r in zip(ids, rows, strict=True)] if all(
+            i.startswith(prefix) for i in ids) else None
+
     def best_sentence(self, text: str, chunks: np.ndarray | None = None) -> np.ndarray:
         """Per chunk, the BM25 score of its best-matching sentence for `text` — computed from the postings
         of the text's words only, not over every sentence; with `chunks` (a mask), for those chunks only

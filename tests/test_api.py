@@ -238,6 +238,28 @@ def test_health_reports_the_store(client, service):
     assert health["chunks"] > 4
 
 
+class NoChunkReads:
+    """Stands in for the chunk collection: any read fails the request (it would load Chroma's vector
+    index into the serving process)."""
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"the chunk collection was read ({name})")
+
+
+def test_health_and_an_indexed_article_are_served_without_reading_the_chunk_collection(client, service,
+                                                                                      monkeypatch):
+    before = (client.get("/health").json(), client.get(f"/articles/{seed_id(client)}").json())
+    monkeypatch.setattr(service.store, "chunks", NoChunkReads())
+    assert (client.get("/health").json(), client.get(f"/articles/{seed_id(client)}").json()) == before
+    # a version the indexes do not hold (say, updated by another process a moment ago): Chroma's chunks
+    record = service.store.records([seed_id(client)])[seed_id(client)]
+    assert service.indexes.chunks_of(seed_id(client), "0" * 64) is None
+    assert service.indexes.chunks_of(seed_id(client), record["content_hash"]) is not None
+    assert service.indexes.chunks_of("no-such-article", record["content_hash"]) is None
+    monkeypatch.setattr(service.indexes, "chunks_of", lambda *_: None)
+    assert client.get(f"/articles/{seed_id(client)}").status_code == 500  # it did go to the collection
+
+
 # --- /ingest ---------------------------------------------------------------------------------------------
 
 
