@@ -89,9 +89,9 @@ class LexicalIndex:
         """BM25 score of each chunk (zeros when no query word is in the index): the postings of the
         query's words summed per row."""
         out = np.zeros(self.size, np.float32)
-        rows, values = self.postings(query)
-        if rows.size:
-            np.add.at(out, rows, values)
+        for span, times in Counter(self.spans(query)).items():  # word by word: nothing concatenated
+            rows, values = self.word_postings(span)
+            np.add.at(out, rows, values * np.float32(times) if times > 1 else values)
         return out
 
     def postings(self, query: str) -> tuple[np.ndarray, np.ndarray]:
@@ -149,6 +149,6 @@ def weighted(parts: list[tuple[tuple[np.ndarray, np.ndarray], int]]) -> tuple[np
     the number of times it was said."""
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    rows = np.concatenate([r for (r, _), _ in parts]).astype(np.int64, copy=False)
+    rows = np.concatenate([r for (r, _), _ in parts])  # int32 from the index: fine as indices
     values = np.concatenate([v * np.float32(t) if t > 1 else v for (_, v), t in parts])
     return rows, values.astype(np.float32, copy=False)

@@ -167,14 +167,18 @@ class Retriever:
     def _clause(self, text: str, mask: np.ndarray, question_bm25: np.ndarray,
                 question_weight: float | None = None, depth: int | None = None) -> Ranked:
         """Chunks for one clause: its own chunk+sentence score plus a share of the whole question's."""
-        allowed = np.flatnonzero(mask)
-        if not allowed.size:
+        everything = bool(mask.all())  # no filter: the score arrays as they are, no gather of every row
+        allowed = None if everything else np.flatnonzero(mask)
+        if allowed is not None and not allowed.size:
             return []
         weight = self.tuning.question_weight if question_weight is None else question_weight
-        own, whole = self._chunk_scores(text)[allowed], question_bm25[allowed]
+        own, whole = self._chunk_scores(text), question_bm25
+        if allowed is not None:
+            own, whole = own[allowed], whole[allowed]
         key = own / max(float(own.max()), 1e-9) + weight * whole / max(float(whole.max()), 1e-9)
         top = _top(key, depth or self.tuning.list_depth)
-        return [(int(allowed[j]), float(key[j])) for j in top if key[j] > 0]
+        rows = top if allowed is None else allowed[top]
+        return [(int(i), float(key[j])) for i, j in zip(rows, top, strict=True) if key[j] > 0]
 
     def _clause_scope(self, clause: SubQuery, mask: np.ndarray) -> tuple[SubQuery, np.ndarray]:
         """A clause and the chunks it is ranked among: inside the outlets it names (all, if none allowed)."""
