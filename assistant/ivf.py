@@ -28,7 +28,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 MIN_ROWS = 10_000  # below this no clusters are built: a scan of every row costs ≤ ~2 ms
 PROBES = 16  # clusters probed for an unfiltered query (more when a filter cuts rows away)
@@ -75,6 +74,8 @@ class Ivf:
     def build(cls, vectors: np.ndarray, clusters: int | None = None, seed: int = 0) -> Ivf:
         """Spherical k-means (`ITERATIONS` rounds on a seeded sample, empty clusters re-seeded), then every
         row assigned to its nearest centroid. Uses every core: it runs once per index build."""
+        from threadpoolctl import threadpool_limits  # only a build needs it (startup stays lean)
+
         rng = np.random.default_rng(seed)
         k = min(len(vectors), clusters or cluster_count(len(vectors)))
         sample = np.sort(rng.choice(len(vectors), min(len(vectors), TRAIN_PER_CLUSTER * k), replace=False))
