@@ -167,3 +167,12 @@ class ChunkTable:
 def article_header(a: dict[str, Any]) -> str:
     """`title | outlet | day` of an article (prefixed to its chunks for BM25)."""
     return " | ".join(p for p in (a["title"], a["source"], str(a["published_at"])[:10]) if p)
+
+
+def expand_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Every integer of the ranges [starts[i], ends[i]), in order (one vectorised np.arange per range)."""
+    lengths = ends - starts
+    if not lengths.size or not lengths.sum():
+        return np.zeros(0, np.int64)
+    offsets = np.cumsum(lengths)
+    return np.repeat(starts - (offsets - lengths), lengths) + np.arange(offsets[-1])

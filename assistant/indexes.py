@@ -235,8 +235,7 @@ class Indexes:
         if len(vectors) != len(table.ids) or not np.array_equal(np.sort(order), np.arange(len(table.ids))):
             raise ValueError(f"{len(vectors)} vectors / {len(order)} order for {len(table.ids)} chunks")
         ivf = Ivf.load(folder)
-        if ivf is None and len(vectors) >= MIN_ROWS:  # saved before the clusters existed: add them
-            ivf = Ivf.build(vectors)
+        if ivf is None and (ivf := _clusters(vectors)) is not None:  # saved before the clusters existed
             try:
                 ivf.save(folder)
             except OSError as err:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.chunktable import expand_ranges
+
 MIN_ROWS = 10_000  # below this no clusters are built: a scan of every row costs ≤ ~2 ms
 PROBES = 16  # clusters probed for an unfiltered query (more when a filter cuts rows away)
 TRAIN_PER_CLUSTER = 40  # k-means is trained on a sample of this many rows per cluster
@@ -115,8 +117,8 @@ class Ivf:
             nearest = np.argpartition(-centroid_scores, probes - 1)[:probes]
             nearest = nearest[np.argsort(-centroid_scores[nearest], kind="stable")]  # best first
         starts, sizes = self.offsets[nearest], self.offsets[nearest + 1] - self.offsets[nearest]
-        ends = np.cumsum(sizes)
-        at = np.arange(int(ends[-1]) if ends.size else 0) + np.repeat(starts - (ends - sizes), sizes)
+        ends = np.cumsum(sizes)  # where each probed cluster ends among the positions `at`
+        at = expand_ranges(starts, starts + sizes)
         stored = self.members[at]
         keep = mask[order[stored]]
         passed = np.cumsum(keep)[ends[sizes > 0] - 1]  # allowed members through each non-empty cluster
@@ -130,8 +132,8 @@ class Ivf:
         return stored, codes.astype(np.float32) @ (np.asarray(query, dtype=np.float32) / self.scale)
 
     def save(self, folder: Path) -> None:
-        """Write the three arrays (each to a temporary name, then renamed: a reader sees all or none of
-        each)."""
+        """Write the arrays of `FILES` (each to a temporary name, then renamed: a reader sees all or none
+        of each)."""
         arrays = (self.centroids, self.members, self.offsets, self.codes, self.scale)
         for name, array in zip(FILES, arrays, strict=True):
             tmp = folder / f".{name}.{os.getpid()}.tmp"

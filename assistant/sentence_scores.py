@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from assistant.chunktable import expand_ranges
 from assistant.lexical import weighted
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class SentenceView:
             # bitmap, 1 byte per sentence: cheaper to look postings up in than the sentence→chunk array
             starts = indexes.sentence_start
             self.wanted = np.zeros(indexes.sentences.size, bool)
-            self.wanted[_expand(starts[:-1][chunks], starts[1:][chunks])] = True
+            self.wanted[expand_ranges(starts[:-1][chunks], starts[1:][chunks])] = True
 
     def best(self, text: str) -> np.ndarray:
         """Per chunk, the BM25 score of its best-matching sentence for `text` (0 outside the chunks)."""
@@ -119,11 +120,3 @@ class Zeros:
         with self._lock:
             self._free.append(zeroed)
 
-
-def _expand(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Every integer of the ranges [starts[i], ends[i]), in order (one vectorised np.arange per range)."""
-    lengths = ends - starts
-    if not lengths.size or not lengths.sum():
-        return np.zeros(0, np.int64)
-    offsets = np.cumsum(lengths)
-    return np.repeat(starts - (offsets - lengths), lengths) + np.arange(offsets[-1])
