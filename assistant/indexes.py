@@ -2,8 +2,9 @@
 the chunk vectors and their clusters.
 
 Chroma is the source of truth. Everything here is rebuilt from it and persisted under
-`DATA_DIR/index/{prefix}-{embedder}/` together with a fingerprint of the store (every chunk id,
-every article id with its content hash and status) and the store's change token. `Indexes.open`
+`DATA_DIR/index/{prefix}-{embedder}/` together with a fingerprint of the store (every article id
+with its content hash, status and chunk count: a committed version's chunk ids follow from its record)
+and the store's change token. `Indexes.open`
 loads the saved copy when that token is still the store's (nothing written since: no need to read
 the store) or its fingerprint matches the store, and rebuilds it otherwise, so the indexes follow
 every ingest, update and delete — also one killed half-way, or made by another process (e.g. on a
@@ -18,13 +19,15 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import hashlib
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, MutableSequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from assistant.query import Catalog
 from assistant.sentence_scores import SentenceView, Zeros
 from assistant.store import INDEXED, Store
 from assistant.tablebuild import Page, table_from_pages
+from ingest.chunk import chunk_id
 from ingest.quoteindex import QuoteIndex
 from ingest.quotes import extract_quotes
 
@@ -46,18 +50,28 @@ log = logging.getLogger("newsqa.indexes")
 VERSION = 6
 
 
-def _store_fingerprint(chunk_ids: list[str], records: list[tuple[str, dict[str, Any]]]) -> str:
+def _store_fingerprint(records: list[tuple[str, dict[str, Any]]]) -> str:
     digest = hashlib.sha256(f"v{VERSION}".encode())
-    for cid in sorted(chunk_ids):
-        digest.update(cid.encode() + b"\n")
     for aid, meta in sorted(records, key=lambda r: r[0]):
-        digest.update(f"{aid}\x1f{meta.get('content_hash')}\x1f{meta.get('status')}\n".encode())
+        digest.update(f"{aid}\x1f{meta.get('content_hash')}\x1f{meta.get('status')}\x1f"
+                      f"{meta.get('n_chunks')}\n".encode())
     return digest.hexdigest()
 
 
 def fingerprint(store: Store) -> str:
-    """A hash of what the store holds (chunk ids carry their article's content hash)."""
-    return _store_fingerprint(store.chunk_ids(), [(i, m) for i, m, _ in store.all_records()])
+    """A hash of what the store holds for the indexes: every article record's id, content hash, status
+    and chunk count. The indexes hold only committed versions, whose chunk ids follow from their records
+    (`committed_chunk_ids`), so the chunk ids themselves are never listed: paging through a million of
+    them took 173 s and 2 GB of Chroma's heap, at every check after a write."""
+    return _store_fingerprint([(i, m) for i, m, _ in store.all_records()])
+
+
+def committed_chunk_ids(records: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The chunk ids of every committed article version (an `indexed` record with a content hash),
+    sorted: each version's `n_chunks` ids carry its article id and content hash."""
+    return sorted(chunk_id(aid, str(m["content_hash"]), n) for aid, m in records
+                  if m.get("status") == INDEXED and m.get("content_hash")
+                  for n in range(int(m.get("n_chunks") or 0)))
 
 
 def catalog_of(table: ChunkTable) -> Catalog:
@@ -141,7 +155,7 @@ class Indexes:
             log.warning("rebuilding the indexes in %s: %s: %s", folder, type(err).__name__, err)
             saved = {}
         records = [(i, m) for i, m, _ in store.all_records()]
-        current = _store_fingerprint(store.chunk_ids(), records)
+        current = _store_fingerprint(records)
         if saved.get("fingerprint") == current:
             try:
                 return cls._load(folder, current).at(token)
@@ -149,7 +163,34 @@ class Indexes:
                 log.warning("rebuilding the indexes in %s: %s: %s", folder, type(err).__name__, err)
         built = cls.build(store, records, current).at(token)
         built.save(folder)
-        return built
+        reopened = cls._reopen(folder, current, token)
+        if reopened is None:
+            return built
+        del built  # the build's arrays (vectors, texts, postings) go; the saved copy is memory-mapped
+        gc.collect()
+        _release_freed_memory()
+        return reopened
+
+    @classmethod
+    def _reopen(cls, folder: Path, fp: str, token: str | None) -> Indexes | None:
+        """The copy just saved in `folder`, loaded (memory-mapped: shared with other workers, paged in as
+        used) — None when the folder no longer holds these contents (another process swapped its own in)
+        or cannot be read."""
+        def ours() -> bool:
+            try:
+                meta = json.loads((folder / "meta.json").read_text())
+            except (OSError, ValueError):
+                return False
+            return bool(meta.get("fingerprint") == fp and meta.get("version") == VERSION)
+
+        if not ours():
+            return None
+        try:
+            loaded = cls._load(folder, fp)
+        except Exception as err:  # the build in memory serves instead
+            log.warning("could not load the indexes saved in %s: %s: %s", folder, type(err).__name__, err)
+            return None
+        return loaded.at(token) if ours() else None  # same fingerprint: same files, whoever wrote them
 
     def at(self, token: str | None) -> Indexes:
         """Tag these indexes with the store's change token read before they were built or checked."""
@@ -169,26 +210,18 @@ class Indexes:
 
     @classmethod
     def build(cls, store: Store, records: list[tuple[str, dict[str, Any]]], fp: str) -> Indexes:
-        committed = {i: m.get("content_hash") for i, m in records if m.get("status") == INDEXED}
-        table, vectors = _all_chunks(store, committed)
+        table, vectors = _all_chunks(store, records)  # vectors stored by outlet and date
+        clustered = clustered_order(table)
+        ivf = _clusters(vectors)  # the vectors' copies and clusters first, while little else is held
         lexical = LexicalIndex.build(f"{table.header(i)}\n\n{t}" for i, t in enumerate(table.texts))
-        order = article_order(table)
-        wanted = set(order)
-        bodies = {i: body for i, _, body in store.all_records(include_body=True) if i in wanted and body}
-        quotes = QuoteIndex()
-        for article_id in order:
-            if article_id in bodies:
-                quotes.add(article_id, extract_quotes(bodies[article_id]))
-        articles = LexicalIndex.build(_article_texts(table, bodies))
-        del bodies
+        quotes = QuoteIndex()  # filled as the article index reads the bodies
+        articles = LexicalIndex.build(_article_texts(store, table, quotes))
         _release_freed_memory()
-        owner: list[int] = []  # filled as the sentences are read: the sentence index streams them
+        owner = array("q")  # filled as the sentences are read (the sentence index streams them): 8 bytes each
         sentences = LexicalIndex.build(sentence_rows(table, owner))
         _release_freed_memory()
-        clustered = clustered_order(table)
-        vectors = vectors[clustered]
-        return cls(table, lexical, articles, (np.array(owner, dtype=np.int64), sentences), quotes,
-                   catalog_of(table), fp, vectors, clustered, _clusters(vectors))
+        return cls(table, lexical, articles, (np.frombuffer(owner, np.int64).copy(), sentences), quotes,
+                   catalog_of(table), fp, vectors, clustered, ivf)
 
     def save(self, folder: Path) -> None:
         """Write a new folder beside `folder` and swap it in (old one renamed aside, new one renamed in).
@@ -268,7 +301,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sentence_rows(table: ChunkTable, owner: list[int]) -> Iterator[str]:
+def sentence_rows(table: ChunkTable, owner: MutableSequence[int]) -> Iterator[str]:
     """Every sentence of every chunk, in chunk order (for sentence-level BM25); the chunk of each is
     appended to `owner` as it is yielded."""
     from assistant.cite import split_sentences
@@ -295,31 +328,35 @@ def article_order(table: ChunkTable) -> list[str]:
     return [a["article_id"] for a in table.articles]
 
 
-def _article_texts(table: ChunkTable, bodies: dict[str, str]) -> list[str]:
-    """Header line and whole body of each article, for article-level BM25."""
-    return [f"{article_header(a)}\n\n{bodies.get(a['article_id'], '')}" for a in table.articles]
+def _article_texts(store: Store, table: ChunkTable, quotes: QuoteIndex) -> Iterator[str]:
+    """Header line and whole body of each article in table order, for article-level BM25. The bodies are
+    read a page at a time, and each one's quotes added to `quotes` as it passes (all bodies and their
+    texts held at once were ~450 MB at 100k chunks)."""
+    order = article_order(table)
+    for article, (article_id, body) in zip(table.articles, store.bodies(order), strict=True):
+        if body:
+            quotes.add(article_id, extract_quotes(body))
+        yield f"{article_header(article)}\n\n{body or ''}"
 
 
-def _all_chunks(store: Store, committed: dict[str, Any]) -> tuple[ChunkTable, np.ndarray]:
-    """Every chunk of a committed article version (`committed`: article id -> content hash), by id,
-    with its embedding (rows of one float32 matrix), read page by page (assistant/tablebuild.py)."""
-    page = store.batch * 5
+def _all_chunks(store: Store, records: list[tuple[str, dict[str, Any]]]) -> tuple[ChunkTable, np.ndarray]:
+    """Every chunk of a committed article version, by id, with its embedding (rows of one float32
+    matrix, in `clustered_order`): asked for by id (`committed_chunk_ids`), a page at a time, and reduced
+    page by page (assistant/tablebuild.py). A chunk whose metadata names another version is left out."""
+    committed = {i: m.get("content_hash") for i, m in records if m.get("status") == INDEXED}
+    ids, page = committed_chunk_ids(records), store.batch * 5
 
     def pages() -> Iterator[Page]:
-        offset = 0
-        while True:
-            got = store.chunks.get(include=["documents", "metadatas", "embeddings"], limit=page,
-                                   offset=offset)
-            if not got["ids"]:
-                return
-            offset += len(got["ids"])
+        for start in range(0, len(ids), page):
+            got = store.chunks.get(ids=ids[start : start + page],
+                                   include=["documents", "metadatas", "embeddings"])
             yield got["ids"], got["documents"], got["metadatas"], got["embeddings"]
 
     def keep(m: dict[str, Any]) -> bool:
         aid = m.get("article_id")
         return aid in committed and committed[aid] == m.get("content_hash")
 
-    return table_from_pages(pages(), keep, store.chunks.count(), _release_freed_memory)
+    return table_from_pages(pages(), keep, len(ids), _release_freed_memory, arrange=clustered_order)
 
 
 @cache

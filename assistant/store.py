@@ -17,7 +17,7 @@ Works the same on a local `PersistentClient` and on a Chroma server (`HttpClient
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -115,6 +115,15 @@ class Store:
             docs = got["documents"] if include_body else [None] * len(got["ids"])
             yield from zip(got["ids"], got["metadatas"], docs, strict=True)
             offset += len(got["ids"])
+
+    def bodies(self, ids: Sequence[str]) -> Iterator[tuple[str, str | None]]:
+        """(id, body or None when absent) of these article records, in the order given, read a page at a
+        time (never all of them at once)."""
+        for start in range(0, len(ids), self.batch):
+            part = list(dict.fromkeys(ids[start : start + self.batch]))
+            got = self.articles.get(ids=part, include=["documents"])
+            found = dict(zip(got["ids"], got["documents"], strict=True))
+            yield from ((i, found.get(i)) for i in ids[start : start + self.batch])
 
     def body(self, article_id: str) -> str | None:
         got = self.articles.get(ids=[article_id], include=["documents"])

@@ -43,11 +43,13 @@ class _Growing:
 
 
 def table_from_pages(pages: Iterable[Page], keep: Callable[[dict[str, Any]], bool],
-                     expected: int = 0, after_page: Callable[[], None] | None = None
+                     expected: int = 0, after_page: Callable[[], None] | None = None,
+                     arrange: Callable[[ChunkTable], np.ndarray] | None = None
                      ) -> tuple[ChunkTable, np.ndarray]:
-    """The rows `keep` accepts, sorted by chunk id, as a table and the matrix of their vectors (same
-    order). `expected`: about how many rows come (sizes the vector matrix); `after_page`: called once
-    each page is reduced (e.g. to hand freed memory back)."""
+    """The rows `keep` accepts, sorted by chunk id, as a table and the matrix of their vectors (in table
+    order, or with `arrange`, in the order of the table rows it returns: one gather from the rows as read,
+    not two copies). `expected`: about how many rows come (sizes the vector matrix); `after_page`: called
+    once each page is reduced (e.g. to hand freed memory back)."""
     ids: list[str] = []
     texts: list[bytes] = []
     articles: list[dict[str, Any]] = []
@@ -90,4 +92,5 @@ def table_from_pages(pages: Iterable[Page], keep: Callable[[dict[str, Any]], boo
     renumber[appearance] = np.arange(len(appearance), dtype=np.int32)
     meta = MetaColumn([articles[a] for a in appearance.tolist()], renumber[by_chunk],
                       numbers.take(order, len(CHUNK_FIELDS)))
-    return ChunkTable.of(sorted_ids, column, meta), vectors.take(order, dim)
+    table = ChunkTable.of(sorted_ids, column, meta)
+    return table, vectors.take(order if arrange is None else order[arrange(table)], dim)

@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from assistant.settings import Settings  # noqa: E402
 from assistant.store import Pending, Store, make_client  # noqa: E402
 from ingest import dedup  # noqa: E402
-from ingest.chunk import chunk_article  # noqa: E402
+from ingest.chunk import chunk_article, chunk_id  # noqa: E402
 from ingest.models import Article, Chunk, stable_id  # noqa: E402
 from ingest.pipeline import embed_texts  # noqa: E402
 from ingest.read import read_path  # noqa: E402
@@ -149,8 +149,7 @@ class Synth:
             body="\n\n".join(body_parts), published_at=t.published_at + shift if t.published_at else None,
             source=t.source, author=t.author, url=f"{t.url}#scale-{self.seed}-{j}", category=t.category,
             origin=f"scale-corpus seed {self.seed} #{j}")
-        version = article.content_hash[:10]
-        chunks = [Chunk(id=f"{article.id}:{version}:{n:04d}", article_id=article.id, index=n,
+        chunks = [Chunk(id=chunk_id(article.id, article.content_hash, n), article_id=article.id, index=n,
                         text=pool.texts[r], char_start=a, char_end=b, tokens=int(pool.tokens[r]))
                   for n, (r, (a, b)) in enumerate(zip(rows, spans, strict=True))]
         noise = rng.standard_normal((n, pool.vectors.shape[1])).astype(np.float32)

@@ -127,14 +127,19 @@ def chunk_spans(text: str, size: int = 256, overlap: int = 32) -> list[tuple[int
     return spans
 
 
+def chunk_id(article_id: str, content_hash: str, n: int) -> str:
+    """The id of chunk `n` of an article version: the article id, the first 10 characters of the
+    version's content hash, the chunk's number (so a version's chunk ids follow from its record)."""
+    return f"{article_id}:{content_hash[:10]}:{n:04d}"
+
+
 def chunk_article(article: Article, size: int = 256, overlap: int = 32) -> list[Chunk]:
     """The chunks of `article`, ids derived from the article id and its content hash."""
-    version = article.content_hash[:10]
     chunks = []
     for n, (a, b) in enumerate(chunk_spans(article.body, size, overlap)):
         text = article.body[a:b]
         chunks.append(Chunk(
-            id=f"{article.id}:{version}:{n:04d}", article_id=article.id, index=n, text=text,
+            id=chunk_id(article.id, article.content_hash, n), article_id=article.id, index=n, text=text,
             char_start=a, char_end=b, tokens=tokens.count(text),
         ))
     return chunks

@@ -7,9 +7,11 @@ import json
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import bm25s
 import numpy as np
@@ -270,8 +272,8 @@ def test_saved_indexes_tagged_with_the_store_token_open_without_reading_the_stor
     meta = Indexes.folder(settings.data_dir, store) / "meta.json"
     assert json.loads(meta.read_text())["generation"] == store.generation() is not None
     reads: list[int] = []
-    real = store.chunk_ids
-    monkeypatch.setattr(store, "chunk_ids", lambda: reads.append(1) or real())
+    real = store.all_records
+    monkeypatch.setattr(store, "all_records", lambda **kw: reads.append(1) or real(**kw))
     again = Indexes.open(store, settings.data_dir)
     assert reads == [] and again.fingerprint == first.fingerprint and again.table.ids == first.table.ids
     store._bump()  # a write that changed nothing (e.g. killed before its first step): fingerprinted
@@ -367,13 +369,13 @@ def test_outlets_named_without_a_filter_phrase_are_searched_first(world):
 
 
 class CountingStore(Store):
-    """A real Store that counts the full reads a change check makes."""
+    """A real Store that counts the full reads a change check makes (every article record)."""
 
     full_reads = 0
 
-    def chunk_ids(self) -> list[str]:
+    def all_records(self, include_body: bool = False) -> Iterable[tuple[str, dict[str, Any], str | None]]:
         self.full_reads += 1
-        return super().chunk_ids()
+        return super().all_records(include_body)
 
 
 def test_change_checks_read_one_token_until_a_write_from_any_process_moves_it(

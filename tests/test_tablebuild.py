@@ -57,3 +57,13 @@ def test_no_rows_or_none_kept_give_an_empty_table():
     page = ([r[0] for r in data], [r[1] for r in data], [r[2] for r in data], np.stack([r[3] for r in data]))
     table, vectors = table_from_pages(iter([page]), lambda m: False, 4)
     assert table.ids == [] and vectors.shape == (0, 4) and table.articles == []
+
+
+def test_arranged_vectors_come_in_the_order_of_the_table_rows_given():
+    data = rows(12, np.random.default_rng(3))
+    page = ([r[0] for r in data], [r[1] for r in data], [r[2] for r in data], np.stack([r[3] for r in data]))
+    plain, by_table = table_from_pages(iter([page]), lambda m: True)
+    reverse = lambda table: np.arange(len(table.ids))[::-1]  # noqa: E731
+    table, arranged = table_from_pages(iter([page]), lambda m: True, arrange=reverse)
+    assert table.ids == plain.ids
+    np.testing.assert_array_equal(arranged, by_table[::-1])

@@ -1,0 +1,109 @@
+"""What the index build and the change check read from the store: article records, and chunks by id.
+
+Listing the chunk collection (paging through every id) cost 173 s and 2 GB of Chroma's heap at 1M
+chunks; a committed version's chunk ids follow from its record, so neither the build nor the check
+lists them, and chunks no committed record names (a commit killed before its record) change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from conftest import corpus_records, shortest_records, write_articles
+
+from assistant.dense import FileRows
+from assistant.indexes import Indexes, committed_chunk_ids, fingerprint
+from assistant.store import INDEXED, Store
+from ingest.pipeline import ingest
+
+
+class NoListing:
+    """A chunk collection that answers reads by id only (a `get` without ids fails the test)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.by_id = real, 0
+
+    def get(self, ids: list[str] | None = None, **kw: Any) -> Any:
+        assert ids is not None, f"the chunk collection was listed: get({kw})"
+        self.by_id += 1
+        return self.real.get(ids=ids, **kw)
+
+    def count(self) -> int:
+        raise AssertionError("the chunk collection was counted")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_the_build_and_the_check_read_chunks_by_id_only(settings, store, small_embedder, monkeypatch):
+    records = shortest_records(6)
+    ingest([str(write_articles(settings.data_dir.parent / "a.json", records))], store, small_embedder,
+           settings)
+    reference = Indexes.build(store, [(i, m) for i, m, _ in store.all_records()], "reference")
+    listed = store.chunk_ids()
+    listing = NoListing(store.chunks)
+    monkeypatch.setattr(store, "chunks", listing)
+    built = Indexes.open(store, settings.data_dir)
+    assert listing.by_id >= 1 and built.table.ids == reference.table.ids == listed
+    assert list(built.table.texts) == list(reference.table.texts)
+    assert np.array_equal(built.dense.vectors, reference.dense.vectors)
+    store._bump()  # the token moved: the check fingerprints the records (still no listing)
+    assert built.is_current(store)
+
+
+def test_chunks_no_committed_record_names_change_neither_the_fingerprint_nor_the_indexes(
+        settings, store, small_embedder):
+    first, second = shortest_records(2)
+    ingest([str(write_articles(settings.data_dir.parent / "a.json", [first]))], store, small_embedder,
+           settings)
+    before = Indexes.open(store, settings.data_dir)
+    stored = store.chunks.get(ids=[before.table.ids[0]], include=["embeddings", "documents", "metadatas"])
+    orphan = {**stored["metadatas"][0], "article_id": "orphan", "content_hash": "0" * 64}
+    store.chunks.upsert(ids=["orphan:0000000000:0000"], embeddings=stored["embeddings"],
+                        documents=["an orphan chunk about zeppelins"], metadatas=[orphan])
+    store._bump()
+    assert fingerprint(store) == before.fingerprint  # written by a commit killed before its record
+    assert before.is_current(store)
+    fresh = Indexes.build(store, [(i, m) for i, m, _ in store.all_records()], "fresh")
+    assert fresh.table.ids == before.table.ids and not fresh.lexical.scores("zeppelins").any()
+    ingest([str(write_articles(settings.data_dir.parent / "b.json", [second]))], store, small_embedder,
+           settings)
+    assert fingerprint(store) != before.fingerprint and not before.is_current(store)
+    assert len(Indexes.open(store, settings.data_dir).article_ids) == 2
+
+
+def test_committed_chunk_ids_are_the_ids_ingest_wrote(settings, store, small_embedder):
+    records = corpus_records()[:5]
+    ingest([str(write_articles(settings.data_dir.parent / "a.json", records))], store, small_embedder,
+           settings)
+    stored = [(i, m) for i, m, _ in store.all_records()]
+    assert all(m["status"] == INDEXED for _, m in stored)
+    assert committed_chunk_ids(stored) == store.chunk_ids()
+    blanked = [(i, {**m, "content_hash": ""}) if n == 0 else (i, m) for n, (i, m) in enumerate(stored)]
+    assert not any(c.startswith(stored[0][0] + ":") for c in committed_chunk_ids(blanked))
+
+
+def test_bodies_come_in_the_order_asked_with_none_for_absent_ids(settings, store, small_embedder):
+    records = shortest_records(3)
+    ingest([str(write_articles(settings.data_dir.parent / "a.json", records))], store, small_embedder,
+           settings)
+    ids = [i for i, _, _ in store.all_records()]
+    store.batch = 2  # several pages
+    asked = [ids[2], "missing", ids[0], ids[1]]
+    got = list(Store.bodies(store, asked))
+    assert [i for i, _ in got] == asked and got[1][1] is None
+    assert [b for _, b in got if b] == [store.body(i) for i in (ids[2], ids[0], ids[1])]
+
+
+def test_a_build_is_served_from_the_copy_it_saved(settings, store, small_embedder):
+    ingest([str(write_articles(settings.data_dir.parent / "a.json", shortest_records(4)))], store,
+           small_embedder, settings)
+    built = Indexes.open(store, settings.data_dir)  # nothing saved yet: built, saved, then loaded
+    assert isinstance(built.dense.rows, FileRows)  # vectors read from the saved file
+    reference = Indexes.build(store, [(i, m) for i, m, _ in store.all_records()], built.fingerprint)
+    assert built.table.ids == reference.table.ids and built.generation == store.generation()
+    assert np.array_equal(built.dense.vectors, reference.dense.vectors)
+    for query in ("police said", shortest_records(4)[1]["title"]):
+        assert np.array_equal(built.lexical.scores(query), reference.lexical.scores(query))
+        assert np.array_equal(built.sentences.scores(query), reference.sentences.scores(query))
