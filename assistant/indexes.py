@@ -11,20 +11,22 @@ every ingest, update and delete — also one killed half-way, or made by another
 shared Chroma server).
 Only committed article versions are indexed: chunks whose article record is missing or holds another
 content hash (what a commit killed before its record was written leaves) are left out until a rerun
-completes them. A save writes a new folder and swaps it in with two renames, so the index folder is
-always either absent or one complete save — a process killed while saving never leaves a torn one.
+completes them. A build writes each index into a new folder as soon as it is built (not all of them
+held in memory at once), loads that folder and swaps it in with two renames, so the index folder is
+always either absent or one complete build — a process killed while building never leaves a torn one —
+and the process that built serves the same memory-mapped files as one that loads them later.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 import hashlib
 import json
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from array import array
 from collections.abc import Iterator, MutableSequence
@@ -161,36 +163,7 @@ class Indexes:
                 return cls._load(folder, current).at(token)
             except Exception as err:
                 log.warning("rebuilding the indexes in %s: %s: %s", folder, type(err).__name__, err)
-        built = cls.build(store, records, current).at(token)
-        built.save(folder)
-        reopened = cls._reopen(folder, current, token)
-        if reopened is None:
-            return built
-        del built  # the build's arrays (vectors, texts, postings) go; the saved copy is memory-mapped
-        gc.collect()
-        _release_freed_memory()
-        return reopened
-
-    @classmethod
-    def _reopen(cls, folder: Path, fp: str, token: str | None) -> Indexes | None:
-        """The copy just saved in `folder`, loaded (memory-mapped: shared with other workers, paged in as
-        used) — None when the folder no longer holds these contents (another process swapped its own in)
-        or cannot be read."""
-        def ours() -> bool:
-            try:
-                meta = json.loads((folder / "meta.json").read_text())
-            except (OSError, ValueError):
-                return False
-            return bool(meta.get("fingerprint") == fp and meta.get("version") == VERSION)
-
-        if not ours():
-            return None
-        try:
-            loaded = cls._load(folder, fp)
-        except Exception as err:  # the build in memory serves instead
-            log.warning("could not load the indexes saved in %s: %s: %s", folder, type(err).__name__, err)
-            return None
-        return loaded.at(token) if ours() else None  # same fingerprint: same files, whoever wrote them
+        return cls._build_saved(store, records, current, token, folder)
 
     def at(self, token: str | None) -> Indexes:
         """Tag these indexes with the store's change token read before they were built or checked."""
@@ -210,28 +183,29 @@ class Indexes:
 
     @classmethod
     def build(cls, store: Store, records: list[tuple[str, dict[str, Any]]], fp: str) -> Indexes:
-        table, vectors = _all_chunks(store, records)  # vectors stored by outlet and date
-        clustered = clustered_order(table)
-        ivf = _clusters(vectors)  # the vectors' copies and clusters first, while little else is held
-        lexical = LexicalIndex.build(f"{table.header(i)}\n\n{t}" for i, t in enumerate(table.texts))
-        quotes = QuoteIndex()  # filled as the article index reads the bodies
-        articles = LexicalIndex.build(_article_texts(store, table, quotes))
-        _release_freed_memory()
-        owner = array("q")  # filled as the sentences are read (the sentence index streams them): 8 bytes each
-        sentences = LexicalIndex.build(sentence_rows(table, owner))
-        _release_freed_memory()
-        return cls(table, lexical, articles, (np.frombuffer(owner, np.int64).copy(), sentences), quotes,
-                   catalog_of(table), fp, vectors, clustered, ivf)
+        """Indexes of what the store holds (`records`: its article records), built into a temporary folder
+        and loaded from it (the folder is removed; the loaded files stay readable until closed)."""
+        with tempfile.TemporaryDirectory(prefix="newsqa-index-") as tmp:
+            _write_build(store, records, fp, None, Path(tmp))
+            return cls._load(Path(tmp), fp)
 
-    def save(self, folder: Path) -> None:
-        """Write a new folder beside `folder` and swap it in (old one renamed aside, new one renamed in).
-
-        A save killed at any point leaves `folder` absent or complete, plus leftovers that the next open
-        removes; when another process swaps in its save at the same moment, that one is kept."""
+    @classmethod
+    def _build_saved(cls, store: Store, records: list[tuple[str, dict[str, Any]]], fp: str,
+                     token: str | None, folder: Path) -> Indexes:
+        """Build into a new folder beside `folder`, load it, and swap it in (old one renamed aside, new one
+        renamed in). A build killed at any point leaves `folder` absent or complete, plus leftovers that
+        the next open removes; when another process swaps in its build at the same moment, that one is
+        kept (this process serves its own, loaded before the swap). Served memory-mapped, like a copy
+        loaded later: the build's arrays are not held by the process that built them."""
         tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp, old = folder.with_name(f"{folder.name}.tmp-{tag}"), folder.with_name(f"{folder.name}.old-{tag}")
         tmp.mkdir(parents=True)
-        self._write(tmp)
+        try:
+            _write_build(store, records, fp, token, tmp)
+            built = cls._load(tmp, fp).at(token)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             if folder.exists():
                 folder.rename(old)
@@ -240,21 +214,7 @@ class Indexes:
             log.info("index folder %s was swapped by another process (%s): keeping that one", folder, err)
             shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
-
-    def _write(self, tmp: Path) -> None:
-        self.lexical.save(tmp / "bm25")
-        self.articles.save(tmp / "bm25-articles")
-        self.sentences.save(tmp / "bm25-sentences")
-        np.save(tmp / "sentence-chunk.npy", self.sentence_chunk)
-        np.save(tmp / "vectors.npy", np.ascontiguousarray(self.dense.vectors, dtype=np.float32))
-        np.save(tmp / "vector-order.npy", self.dense.order)
-        if self.dense.ivf is not None:
-            self.dense.ivf.save(tmp)
-        self.table.save(tmp)
-        self.quotes.save(tmp / "quotes.jsonl")
-        # the store's change token read before these indexes were built: equal later, nothing changed
-        (tmp / "meta.json").write_text(json.dumps({"fingerprint": self.fingerprint, "version": VERSION,
-                                                   "generation": self.generation}))
+        return built
 
     @classmethod
     def _load(cls, folder: Path, fp: str) -> Indexes:
@@ -274,6 +234,35 @@ class Indexes:
             except OSError as err:
                 log.warning("could not save the vector clusters in %s: %s", folder, err)
         return cls(table, lexical, articles, sentences, quotes, catalog_of(table), fp, vectors, order, ivf)
+
+
+def _write_build(store: Store, records: list[tuple[str, dict[str, Any]]], fp: str, token: str | None,
+                 folder: Path) -> None:
+    """Build every index from the store into `folder`, each written and dropped as soon as it is built
+    (held all at once, a 1M-chunk build peaked at 15 GB): the chunk table and its vectors (written in
+    storage order, by outlet and date, a block at a time), their clusters, chunk BM25, article BM25 with
+    the quotes (read from the bodies as it passes), sentence BM25; `meta.json`, written last, holds the
+    store's fingerprint and the change token read before the build (equal later: nothing changed)."""
+    table, vectors = _all_chunks(store, records, folder / "vectors.npy")
+    table.save(folder)
+    np.save(folder / "vector-order.npy", clustered_order(table))
+    ivf = _clusters(vectors)
+    if ivf is not None:
+        ivf.save(folder)
+    del vectors, ivf
+    _release_freed_memory()
+    LexicalIndex.build(f"{table.header(i)}\n\n{t}" for i, t in enumerate(table.texts)).save(folder / "bm25")
+    _release_freed_memory()
+    quotes = QuoteIndex()  # filled as the article index reads the bodies
+    LexicalIndex.build(_article_texts(store, table, quotes)).save(folder / "bm25-articles")
+    quotes.save(folder / "quotes.jsonl")
+    del quotes
+    _release_freed_memory()
+    owner = array("q")  # filled as the sentences are read (the sentence index streams them): 8 bytes each
+    LexicalIndex.build(sentence_rows(table, owner)).save(folder / "bm25-sentences")
+    np.save(folder / "sentence-chunk.npy", np.frombuffer(owner, np.int64))
+    meta = {"fingerprint": fp, "version": VERSION, "generation": token}
+    (folder / "meta.json").write_text(json.dumps(meta))
 
 
 def _remove_leftovers(folder: Path) -> None:
@@ -339,10 +328,12 @@ def _article_texts(store: Store, table: ChunkTable, quotes: QuoteIndex) -> Itera
         yield f"{article_header(article)}\n\n{body or ''}"
 
 
-def _all_chunks(store: Store, records: list[tuple[str, dict[str, Any]]]) -> tuple[ChunkTable, np.ndarray]:
+def _all_chunks(store: Store, records: list[tuple[str, dict[str, Any]]], vectors: Path
+                ) -> tuple[ChunkTable, np.ndarray]:
     """Every chunk of a committed article version, by id, with its embedding (rows of one float32
-    matrix, in `clustered_order`): asked for by id (`committed_chunk_ids`), a page at a time, and reduced
-    page by page (assistant/tablebuild.py). A chunk whose metadata names another version is left out."""
+    matrix written to `vectors` in `clustered_order`, and memory-mapped from it): asked for by id
+    (`committed_chunk_ids`), a page at a time, and reduced page by page (assistant/tablebuild.py). A
+    chunk whose metadata names another version is left out."""
     committed = {i: m.get("content_hash") for i, m in records if m.get("status") == INDEXED}
     ids, page = committed_chunk_ids(records), store.batch * 5
 
@@ -356,7 +347,8 @@ def _all_chunks(store: Store, records: list[tuple[str, dict[str, Any]]]) -> tupl
         aid = m.get("article_id")
         return aid in committed and committed[aid] == m.get("content_hash")
 
-    return table_from_pages(pages(), keep, len(ids), _release_freed_memory, arrange=clustered_order)
+    return table_from_pages(pages(), keep, len(ids), _release_freed_memory, arrange=clustered_order,
+                            write_to=vectors)
 
 
 @cache

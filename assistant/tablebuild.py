@@ -10,6 +10,7 @@ order, the table's one order (articles numbered by their first chunk in it).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from assistant.chunktable import ARTICLE_FIELDS, CHUNK_FIELDS, ChunkTable, MetaColumn, TextColumn
 
 Page = tuple[list[str], list[str], list[dict[str, Any]], Any]  # ids, documents, metadatas, embeddings
+WRITE_BLOCK = 16_384  # rows per write of `_Growing.write`
 
 
 class _Growing:
@@ -37,6 +39,16 @@ class _Growing:
         self.data[self.n : self.n + len(block)] = block
         self.n += len(block)
 
+    def write(self, path: Path, order: np.ndarray, width: int) -> None:
+        """The rows in `order` written to `path` as one .npy array, a block of rows at a time."""
+        with path.open("wb") as f:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(self.dtype)), "fortran_order": False,
+                      "shape": (len(order), width)}
+            np.lib.format.write_array_header_1_0(f, header)
+            for start in range(0, len(order), WRITE_BLOCK):
+                if self.data is not None:
+                    f.write(np.ascontiguousarray(self.data[order[start : start + WRITE_BLOCK]]).tobytes())
+
     def take(self, order: np.ndarray, width: int) -> np.ndarray:
         """The rows in `order` (`width` columns when nothing was ever added)."""
         return np.zeros((0, width), self.dtype) if self.data is None else self.data[order]
@@ -44,12 +56,13 @@ class _Growing:
 
 def table_from_pages(pages: Iterable[Page], keep: Callable[[dict[str, Any]], bool],
                      expected: int = 0, after_page: Callable[[], None] | None = None,
-                     arrange: Callable[[ChunkTable], np.ndarray] | None = None
+                     arrange: Callable[[ChunkTable], np.ndarray] | None = None, write_to: Path | None = None
                      ) -> tuple[ChunkTable, np.ndarray]:
     """The rows `keep` accepts, sorted by chunk id, as a table and the matrix of their vectors (in table
     order, or with `arrange`, in the order of the table rows it returns: one gather from the rows as read,
     not two copies). `expected`: about how many rows come (sizes the vector matrix); `after_page`: called
-    once each page is reduced (e.g. to hand freed memory back)."""
+    once each page is reduced (e.g. to hand freed memory back). With `write_to`, the vectors are written
+    there (.npy) a block at a time and come back memory-mapped from it: no second copy in memory."""
     ids: list[str] = []
     texts: list[bytes] = []
     articles: list[dict[str, Any]] = []
@@ -93,4 +106,8 @@ def table_from_pages(pages: Iterable[Page], keep: Callable[[dict[str, Any]], boo
     meta = MetaColumn([articles[a] for a in appearance.tolist()], renumber[by_chunk],
                       numbers.take(order, len(CHUNK_FIELDS)))
     table = ChunkTable.of(sorted_ids, column, meta)
-    return table, vectors.take(order if arrange is None else order[arrange(table)], dim)
+    rows = order if arrange is None else order[arrange(table)]
+    if write_to is None:
+        return table, vectors.take(rows, dim)
+    vectors.write(write_to, rows, dim)
+    return table, np.load(write_to, mmap_mode="r")

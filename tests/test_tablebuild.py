@@ -67,3 +67,17 @@ def test_arranged_vectors_come_in_the_order_of_the_table_rows_given():
     table, arranged = table_from_pages(iter([page]), lambda m: True, arrange=reverse)
     assert table.ids == plain.ids
     np.testing.assert_array_equal(arranged, by_table[::-1])
+
+
+@pytest.mark.parametrize("n", [0, 12])
+def test_vectors_written_to_a_file_equal_the_ones_held(tmp_path, monkeypatch, n):
+    monkeypatch.setattr("assistant.tablebuild.WRITE_BLOCK", 5)  # several writes
+    data = rows(n, np.random.default_rng(4))
+    pages = [([r[0] for r in data], [r[1] for r in data], [r[2] for r in data],
+              np.stack([r[3] for r in data]))] if data else []
+    reverse = lambda table: np.arange(len(table.ids))[::-1]  # noqa: E731
+    _, held = table_from_pages(iter(pages), lambda m: True, arrange=reverse)
+    table, written = table_from_pages(iter(pages), lambda m: True, arrange=reverse,
+                                      write_to=tmp_path / "v.npy")
+    assert isinstance(written, np.memmap) and written.dtype == np.float32 and len(table.ids) == n
+    np.testing.assert_array_equal(written, held.reshape(written.shape))
