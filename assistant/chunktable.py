@@ -54,6 +54,18 @@ class TextColumn(Sequence[str]):
     def __iter__(self) -> Iterator[str]:
         return (self[i] for i in range(len(self)))
 
+    def read(self, path: Path, block: int = 1 << 22) -> Iterator[str]:
+        """The texts, in order, read from this column's saved blob (`path`) with plain file reads, a block
+        at a time: iterating a memory-mapped blob leaves every page it touched in the process (a build
+        reading all 1M texts once would hold the whole blob)."""
+        with path.open("rb") as f:
+            buf, base = b"", 0  # buf holds the blob's bytes [base, base + len(buf))
+            for a, b in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist(), strict=True):
+                if b > base + len(buf):
+                    buf = buf[a - base :] + f.read(max(block, b - base - len(buf)))
+                    base = a
+                yield buf[a - base : b - base].decode("utf-8", "surrogatepass")
+
 
 class MetaColumn(Sequence[dict[str, Any]]):
     """Each chunk's metadata dict, made from its article's fields and its own numbers."""

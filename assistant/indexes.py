@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import uuid
 from array import array
-from collections.abc import Iterator, MutableSequence
+from collections.abc import Iterable, Iterator, MutableSequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -246,12 +246,15 @@ def _write_build(store: Store, records: list[tuple[str, dict[str, Any]]], fp: st
     table, vectors = _all_chunks(store, records, folder / "vectors.npy")
     table.save(folder)
     np.save(folder / "vector-order.npy", clustered_order(table))
+    table = ChunkTable.load(folder)  # its texts memory-mapped, and read below with plain file reads
+    texts = table.texts
     ivf = _clusters(vectors)
     if ivf is not None:
         ivf.save(folder)
     del vectors, ivf
     _release_freed_memory()
-    LexicalIndex.build(f"{table.header(i)}\n\n{t}" for i, t in enumerate(table.texts)).save(folder / "bm25")
+    chunk_texts = enumerate(texts.read(folder / "texts.bin"))
+    LexicalIndex.build(f"{table.header(i)}\n\n{t}" for i, t in chunk_texts).save(folder / "bm25")
     _release_freed_memory()
     quotes = QuoteIndex()  # filled as the article index reads the bodies
     LexicalIndex.build(_article_texts(store, table, quotes)).save(folder / "bm25-articles")
@@ -259,7 +262,7 @@ def _write_build(store: Store, records: list[tuple[str, dict[str, Any]]], fp: st
     del quotes
     _release_freed_memory()
     owner = array("q")  # filled as the sentences are read (the sentence index streams them): 8 bytes each
-    LexicalIndex.build(sentence_rows(table, owner)).save(folder / "bm25-sentences")
+    LexicalIndex.build(sentence_rows(texts.read(folder / "texts.bin"), owner)).save(folder / "bm25-sentences")
     np.save(folder / "sentence-chunk.npy", np.frombuffer(owner, np.int64))
     meta = {"fingerprint": fp, "version": VERSION, "generation": token}
     (folder / "meta.json").write_text(json.dumps(meta))
@@ -290,12 +293,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sentence_rows(table: ChunkTable, owner: MutableSequence[int]) -> Iterator[str]:
-    """Every sentence of every chunk, in chunk order (for sentence-level BM25); the chunk of each is
+def sentence_rows(texts: Iterable[str], owner: MutableSequence[int]) -> Iterator[str]:
+    """Every sentence of every chunk text, in order (for sentence-level BM25); the chunk (row) of each is
     appended to `owner` as it is yielded."""
     from assistant.cite import split_sentences
 
-    for i, text in enumerate(table.texts):
+    for i, text in enumerate(texts):
         for sentence in split_sentences(text):
             owner.append(i)
             yield sentence

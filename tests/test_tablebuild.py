@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.chunktable import ChunkTable
+from assistant.chunktable import ChunkTable, TextColumn
 from assistant.tablebuild import table_from_pages
 
 
@@ -81,3 +81,11 @@ def test_vectors_written_to_a_file_equal_the_ones_held(tmp_path, monkeypatch, n)
                                       write_to=tmp_path / "v.npy")
     assert isinstance(written, np.memmap) and written.dtype == np.float32 and len(table.ids) == n
     np.testing.assert_array_equal(written, held.reshape(written.shape))
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 22])
+def test_texts_read_from_the_saved_blob_equal_the_column(tmp_path, block):
+    texts = ["", "plain", "é ✓ ü", "\ud800 lone surrogate", "", "x" * 50, "last"]
+    column = TextColumn.of_encoded([t.encode("utf-8", "surrogatepass") for t in texts])
+    column.blob.tofile(tmp_path / "texts.bin")
+    assert list(column.read(tmp_path / "texts.bin", block)) == list(column) == texts
