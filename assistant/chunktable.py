@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,9 @@ class ChunkTable:
         (folder / "chunk-ids.json").write_text(json.dumps(self.ids))
         (folder / "articles.json").write_text(json.dumps(self.articles))
         np.save(folder / "text-offsets.npy", self.texts.offsets)
-        self.texts.blob.tofile(folder / "texts.bin")
+        blob, path = self.texts.blob, folder / "texts.bin"
+        if not (isinstance(blob, np.memmap) and path.exists() and os.path.samefile(str(blob.filename), path)):
+            blob.tofile(path)  # (a blob mapped from that very file is already there)
         np.save(folder / "chunk-article.npy", self.meta.article)
         np.save(folder / "chunk-numbers.npy", self.meta.numbers)
 

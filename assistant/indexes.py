@@ -239,15 +239,15 @@ class Indexes:
 def _write_build(store: Store, records: list[tuple[str, dict[str, Any]]], fp: str, token: str | None,
                  folder: Path) -> None:
     """Build every index from the store into `folder`, each written and dropped as soon as it is built
-    (held all at once, a 1M-chunk build peaked at 15 GB): the chunk table and its vectors (written in
-    storage order, by outlet and date, a block at a time), their clusters, chunk BM25, article BM25 with
+    (held all at once, a 1M-chunk build peaked at 15 GB): the chunk table and its vectors (texts and
+    vectors spilled to files as they are read, then written in order: vectors by outlet and date), their
+    clusters, chunk BM25, article BM25 with
     the quotes (read from the bodies as it passes), sentence BM25; `meta.json`, written last, holds the
     store's fingerprint and the change token read before the build (equal later: nothing changed)."""
-    table, vectors = _all_chunks(store, records, folder / "vectors.npy")
+    table, vectors = _all_chunks(store, records, folder)  # texts and vectors already in `folder`
     table.save(folder)
     np.save(folder / "vector-order.npy", clustered_order(table))
-    table = ChunkTable.load(folder)  # its texts memory-mapped, and read below with plain file reads
-    texts = table.texts
+    texts = table.texts  # memory-mapped; read below with plain file reads
     ivf = _clusters(vectors)
     if ivf is not None:
         ivf.save(folder)
@@ -331,10 +331,10 @@ def _article_texts(store: Store, table: ChunkTable, quotes: QuoteIndex) -> Itera
         yield f"{article_header(article)}\n\n{body or ''}"
 
 
-def _all_chunks(store: Store, records: list[tuple[str, dict[str, Any]]], vectors: Path
+def _all_chunks(store: Store, records: list[tuple[str, dict[str, Any]]], folder: Path
                 ) -> tuple[ChunkTable, np.ndarray]:
     """Every chunk of a committed article version, by id, with its embedding (rows of one float32
-    matrix written to `vectors` in `clustered_order`, and memory-mapped from it): asked for by id
+    matrix in `clustered_order`), the texts and vectors written into `folder`: asked for by id
     (`committed_chunk_ids`), a page at a time, and reduced page by page (assistant/tablebuild.py). A
     chunk whose metadata names another version is left out."""
     committed = {i: m.get("content_hash") for i, m in records if m.get("status") == INDEXED}
@@ -350,8 +350,7 @@ def _all_chunks(store: Store, records: list[tuple[str, dict[str, Any]]], vectors
         aid = m.get("article_id")
         return aid in committed and committed[aid] == m.get("content_hash")
 
-    return table_from_pages(pages(), keep, len(ids), _release_freed_memory, arrange=clustered_order,
-                            write_to=vectors)
+    return table_from_pages(pages(), keep, folder, _release_freed_memory, arrange=clustered_order)
 
 
 @cache

@@ -1,14 +1,20 @@
 """Table build: the chunk table and its vectors from Chroma's pages of rows, reduced page by page.
 
-Chroma hands the chunks back in pages, in its own order. Each page is reduced as it arrives — texts to
-UTF-8 bytes, metadata to an article row (article fields kept once per article) and three numbers, vectors
-copied into one growing float32 matrix — and dropped, so a million chunks never sit in memory as a million
-metadata dicts, strings and per-page vector blocks at once. At the end the kept rows are put in chunk-id
-order, the table's one order (articles numbered by their first chunk in it).
+Chroma hands the chunks back in pages, in its own order. Each page is reduced as it arrives — metadata to
+an article row (article fields kept once per article) and three numbers, texts (UTF-8) and vectors
+appended to spill files beside the table — and dropped, so a million chunks never sit in memory as a
+million metadata dicts, strings and vector blocks (held until the end, texts and vectors made the
+1M-chunk build peak at 6.7 GB while the table was put together). At the end the kept rows are put in
+chunk-id order, the table's one order (articles numbered by their first chunk in it): the texts and the
+vectors are copied from the spill files in that order, a row at a time with pread, into the table's
+`texts.bin` and `vectors.npy`, and come back memory-mapped.
 """
 
 from __future__ import annotations
 
+import io
+import os
+from array import array
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -18,62 +24,57 @@ import numpy as np
 from assistant.chunktable import ARTICLE_FIELDS, CHUNK_FIELDS, ChunkTable, MetaColumn, TextColumn
 
 Page = tuple[list[str], list[str], list[dict[str, Any]], Any]  # ids, documents, metadatas, embeddings
-WRITE_BLOCK = 16_384  # rows per write of `_Growing.write`
 
 
-class _Growing:
-    """Rows of a 2-D array appended in blocks; capacity doubled when full (a count given up front
-    usually makes it the right size at once)."""
+class _Spill:
+    """Byte records appended to a file as they come, then copied to another file in any order."""
 
-    def __init__(self, capacity: int, dtype: Any) -> None:
-        self.capacity, self.dtype, self.n = max(1, capacity), dtype, 0
-        self.data: np.ndarray | None = None
+    def __init__(self, path: Path) -> None:
+        self.path, self.file = path, path.open("wb")
+        self.starts = array("q", [0])  # record i is bytes starts[i]:starts[i + 1]
 
-    def add(self, block: np.ndarray) -> None:
-        if self.data is None:
-            self.data = np.empty((self.capacity, *block.shape[1:]), self.dtype)
-        if self.n + len(block) > len(self.data):
-            grown = np.empty((max(2 * len(self.data), self.n + len(block)), *block.shape[1:]), self.dtype)
-            grown[: self.n] = self.data[: self.n]
-            self.data = grown
-        self.data[self.n : self.n + len(block)] = block
-        self.n += len(block)
+    def add(self, data: bytes, sizes: Iterable[int]) -> None:
+        """Records whose bytes, one after the other, are `data` (their lengths: `sizes`)."""
+        self.file.write(data)
+        end = self.starts[-1]
+        for size in sizes:
+            end += size
+            self.starts.append(end)
 
-    def write(self, path: Path, order: np.ndarray, width: int) -> None:
-        """The rows in `order` written to `path` as one .npy array, a block of rows at a time."""
-        with path.open("wb") as f:
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(self.dtype)), "fortran_order": False,
-                      "shape": (len(order), width)}
-            np.lib.format.write_array_header_1_0(f, header)
-            for start in range(0, len(order), WRITE_BLOCK):
-                if self.data is not None:
-                    f.write(np.ascontiguousarray(self.data[order[start : start + WRITE_BLOCK]]).tobytes())
-
-    def take(self, order: np.ndarray, width: int) -> np.ndarray:
-        """The rows in `order` (`width` columns when nothing was ever added)."""
-        return np.zeros((0, width), self.dtype) if self.data is None else self.data[order]
+    def copy(self, order: np.ndarray, out: Path, header: bytes = b"") -> np.ndarray:
+        """Write `header`, then the records in `order`, to `out`; remove the spill file. Returns the
+        records' lengths in that order."""
+        self.file.close()
+        starts = np.frombuffer(self.starts, np.int64)
+        sizes = np.diff(starts)[order]
+        with self.path.open("rb") as src, out.open("wb") as dst:
+            dst.write(header)
+            fd = src.fileno()
+            for i, size in zip(order.tolist(), sizes.tolist(), strict=True):
+                dst.write(os.pread(fd, size, int(starts[i])))
+        self.path.unlink()
+        return sizes
 
 
-def table_from_pages(pages: Iterable[Page], keep: Callable[[dict[str, Any]], bool],
-                     expected: int = 0, after_page: Callable[[], None] | None = None,
-                     arrange: Callable[[ChunkTable], np.ndarray] | None = None, write_to: Path | None = None
+def table_from_pages(pages: Iterable[Page], keep: Callable[[dict[str, Any]], bool], folder: Path,
+                     after_page: Callable[[], None] | None = None,
+                     arrange: Callable[[ChunkTable], np.ndarray] | None = None
                      ) -> tuple[ChunkTable, np.ndarray]:
-    """The rows `keep` accepts, sorted by chunk id, as a table and the matrix of their vectors (in table
-    order, or with `arrange`, in the order of the table rows it returns: one gather from the rows as read,
-    not two copies). `expected`: about how many rows come (sizes the vector matrix); `after_page`: called
-    once each page is reduced (e.g. to hand freed memory back). With `write_to`, the vectors are written
-    there (.npy) a block at a time and come back memory-mapped from it: no second copy in memory."""
+    """The rows `keep` accepts, sorted by chunk id, as a table (its texts in `folder/texts.bin`) and the
+    matrix of their vectors (`folder/vectors.npy`), both memory-mapped: the vectors in table order, or
+    with `arrange`, in the order of the table rows it returns. `after_page`: called once each page is
+    reduced (e.g. to hand freed memory back)."""
     ids: list[str] = []
-    texts: list[bytes] = []
     articles: list[dict[str, Any]] = []
     row_of: dict[str, int] = {}
-    article: list[int] = []
-    numbers, vectors = _Growing(expected, np.int64), _Growing(expected, np.float32)
+    article, numbers = array("q"), array("q")
+    texts, vectors = _Spill(folder / ".texts.spill"), _Spill(folder / ".vectors.spill")
     dim = 0
     for page_ids, documents, metadatas, embeddings in pages:
         kept = [j for j, m in enumerate(metadatas) if keep(m)]
         block = np.asarray(embeddings, dtype=np.float32)
         dim = block.shape[1] if block.ndim == 2 else dim
+        encoded = []
         for j in kept:
             m = metadatas[j]
             aid = m.get("article_id", "")
@@ -84,30 +85,33 @@ def table_from_pages(pages: Iterable[Page], keep: Callable[[dict[str, Any]], boo
                                  "published_ts": float(ts) if ts is not None else None})
             article.append(row_of[aid])
             ids.append(page_ids[j])
-            texts.append(documents[j].encode("utf-8", "surrogatepass"))
+            numbers.extend(int(m.get(k, 0)) for k in CHUNK_FIELDS)
+            encoded.append(documents[j].encode("utf-8", "surrogatepass"))
+        texts.add(b"".join(encoded), map(len, encoded))
         if kept:
-            numbers.add(np.array([[int(metadatas[j].get(k, 0)) for k in CHUNK_FIELDS] for j in kept],
-                                 np.int64))
-            vectors.add(block[kept])
-        del block, page_ids, documents, metadatas, embeddings
+            vectors.add(np.ascontiguousarray(block[kept]).tobytes(), [block.shape[1] * 4] * len(kept))
+        del block, page_ids, documents, metadatas, embeddings, encoded
         if after_page:
             after_page()
     order = np.array(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
     sorted_ids = [ids[i] for i in order]
     del ids
-    column = TextColumn.of_encoded([texts[i] for i in order])
-    del texts
-    by_chunk = np.asarray(article, dtype=np.int64)[order]
+    offsets = np.zeros(len(order) + 1, np.int64)
+    np.cumsum(texts.copy(order, folder / "texts.bin"), out=offsets[1:])
+    blob = (np.memmap(folder / "texts.bin", dtype=np.uint8, mode="r") if offsets[-1]
+            else np.zeros(0, dtype=np.uint8))
+    by_chunk = np.frombuffer(article, np.int64)[order]
     # articles numbered in the order of their first chunk in the table
     firsts = np.unique(by_chunk, return_index=True)[1]
     renumber = np.zeros(len(articles), np.int32)
     appearance = by_chunk[np.sort(firsts)]
     renumber[appearance] = np.arange(len(appearance), dtype=np.int32)
     meta = MetaColumn([articles[a] for a in appearance.tolist()], renumber[by_chunk],
-                      numbers.take(order, len(CHUNK_FIELDS)))
-    table = ChunkTable.of(sorted_ids, column, meta)
+                      np.frombuffer(numbers, np.int64).reshape(-1, len(CHUNK_FIELDS))[order])
+    table = ChunkTable.of(sorted_ids, TextColumn(blob, offsets), meta)
     rows = order if arrange is None else order[arrange(table)]
-    if write_to is None:
-        return table, vectors.take(rows, dim)
-    vectors.write(write_to, rows, dim)
-    return table, np.load(write_to, mmap_mode="r")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (len(rows), dim)})
+    vectors.copy(rows, folder / "vectors.npy", header.getvalue())
+    return table, np.load(folder / "vectors.npy", mmap_mode="r")

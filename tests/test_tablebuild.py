@@ -1,6 +1,6 @@
 """The chunk table built page by page (assistant/tablebuild.py) equals the one its rows make when sorted
-by id — whatever order and page size Chroma uses, whatever the row count hint — with each vector on
-its own chunk's row and rejected rows left out."""
+by id — whatever order and page size Chroma uses — with each vector on its own chunk's row, rejected
+rows left out, and its texts and vectors written into the folder given (spill files gone)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def rows(n: int, rng: np.random.Generator) -> list[tuple[str, str, dict, np.ndar
     return out
 
 
-@pytest.mark.parametrize(("page", "expected"), [(5, 0), (7, 100), (1000, 3)])
-def test_pages_in_any_order_give_the_table_of_the_sorted_kept_rows(page, expected):
+@pytest.mark.parametrize("page", [1, 5, 7, 1000])
+def test_pages_in_any_order_give_the_table_of_the_sorted_kept_rows(tmp_path, page):
     rng = np.random.default_rng(page)
     data = rows(40, rng)
     shuffled = [data[i] for i in rng.permutation(len(data))]
@@ -35,7 +35,7 @@ def test_pages_in_any_order_give_the_table_of_the_sorted_kept_rows(page, expecte
     pages = [([r[0] for r in p], [r[1] for r in p], [r[2] for r in p], np.stack([r[3] for r in p]))
              for p in parts]
     calls = []
-    table, vectors = table_from_pages(iter(pages), lambda m: m["content_hash"] == "h", expected,
+    table, vectors = table_from_pages(iter(pages), lambda m: m["content_hash"] == "h", tmp_path,
                                       lambda: calls.append(1))
     kept = sorted((r for r in data if r[2]["content_hash"] == "h"), key=lambda r: r[0])
     assert len(calls) == len(pages)
@@ -48,39 +48,30 @@ def test_pages_in_any_order_give_the_table_of_the_sorted_kept_rows(page, expecte
     firsts = list(dict.fromkeys(r[2]["article_id"] for r in kept))  # articles by their first chunk
     assert [a["article_id"] for a in table.articles] == firsts
     assert table.sources.isin(["Wired"]).tolist() == [r[2]["source"] == "Wired" for r in kept]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["texts.bin", "vectors.npy"]
+    table.save(tmp_path)  # the texts are already in place: saving keeps them
+    assert list(ChunkTable.load(tmp_path).texts) == [r[1] for r in kept]
 
 
-def test_no_rows_or_none_kept_give_an_empty_table():
-    table, vectors = table_from_pages(iter([]), lambda m: True)
+def test_no_rows_or_none_kept_give_an_empty_table(tmp_path):
+    table, vectors = table_from_pages(iter([]), lambda m: True, tmp_path)
     assert table.ids == [] and vectors.shape[0] == 0
     data = rows(4, np.random.default_rng(0))
     page = ([r[0] for r in data], [r[1] for r in data], [r[2] for r in data], np.stack([r[3] for r in data]))
-    table, vectors = table_from_pages(iter([page]), lambda m: False, 4)
+    table, vectors = table_from_pages(iter([page]), lambda m: False, tmp_path)
     assert table.ids == [] and vectors.shape == (0, 4) and table.articles == []
 
 
-def test_arranged_vectors_come_in_the_order_of_the_table_rows_given():
+def test_arranged_vectors_come_in_the_order_of_the_table_rows_given(tmp_path):
     data = rows(12, np.random.default_rng(3))
     page = ([r[0] for r in data], [r[1] for r in data], [r[2] for r in data], np.stack([r[3] for r in data]))
-    plain, by_table = table_from_pages(iter([page]), lambda m: True)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain, by_table = table_from_pages(iter([page]), lambda m: True, tmp_path / "a")
     reverse = lambda table: np.arange(len(table.ids))[::-1]  # noqa: E731
-    table, arranged = table_from_pages(iter([page]), lambda m: True, arrange=reverse)
+    table, arranged = table_from_pages(iter([page]), lambda m: True, tmp_path / "b", arrange=reverse)
     assert table.ids == plain.ids
-    np.testing.assert_array_equal(arranged, by_table[::-1])
-
-
-@pytest.mark.parametrize("n", [0, 12])
-def test_vectors_written_to_a_file_equal_the_ones_held(tmp_path, monkeypatch, n):
-    monkeypatch.setattr("assistant.tablebuild.WRITE_BLOCK", 5)  # several writes
-    data = rows(n, np.random.default_rng(4))
-    pages = [([r[0] for r in data], [r[1] for r in data], [r[2] for r in data],
-              np.stack([r[3] for r in data]))] if data else []
-    reverse = lambda table: np.arange(len(table.ids))[::-1]  # noqa: E731
-    _, held = table_from_pages(iter(pages), lambda m: True, arrange=reverse)
-    table, written = table_from_pages(iter(pages), lambda m: True, arrange=reverse,
-                                      write_to=tmp_path / "v.npy")
-    assert isinstance(written, np.memmap) and written.dtype == np.float32 and len(table.ids) == n
-    np.testing.assert_array_equal(written, held.reshape(written.shape))
+    np.testing.assert_array_equal(arranged, np.asarray(by_table)[::-1])
 
 
 @pytest.mark.parametrize("block", [1, 7, 1 << 22])
