@@ -32,7 +32,7 @@ from array import array
 from collections.abc import Iterable, Iterator, MutableSequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -256,10 +256,8 @@ def _write_build(store: Store, records: list[tuple[str, dict[str, Any]]], fp: st
     chunk_texts = enumerate(texts.read(folder / "texts.bin"))
     LexicalIndex.build(f"{table.header(i)}\n\n{t}" for i, t in chunk_texts).save(folder / "bm25")
     _release_freed_memory()
-    quotes = QuoteIndex()  # filled as the article index reads the bodies
-    LexicalIndex.build(_article_texts(store, table, quotes)).save(folder / "bm25-articles")
-    quotes.save(folder / "quotes.jsonl")
-    del quotes
+    with (folder / "quotes.jsonl").open("w", encoding="utf-8") as quotes:  # written as the bodies are read
+        LexicalIndex.build(_article_texts(store, table, quotes)).save(folder / "bm25-articles")
     _release_freed_memory()
     owner = array("q")  # filled as the sentences are read (the sentence index streams them): 8 bytes each
     LexicalIndex.build(sentence_rows(texts.read(folder / "texts.bin"), owner)).save(folder / "bm25-sentences")
@@ -320,14 +318,14 @@ def article_order(table: ChunkTable) -> list[str]:
     return [a["article_id"] for a in table.articles]
 
 
-def _article_texts(store: Store, table: ChunkTable, quotes: QuoteIndex) -> Iterator[str]:
+def _article_texts(store: Store, table: ChunkTable, quotes: TextIO) -> Iterator[str]:
     """Header line and whole body of each article in table order, for article-level BM25. The bodies are
-    read a page at a time, and each one's quotes added to `quotes` as it passes (all bodies and their
-    texts held at once were ~450 MB at 100k chunks)."""
+    read a page at a time, and each one's quotes written to `quotes` (the quote index's lines) as it
+    passes: all bodies and their texts held at once were ~450 MB at 100k chunks."""
     order = article_order(table)
     for article, (article_id, body) in zip(table.articles, store.bodies(order), strict=True):
         if body:
-            quotes.add(article_id, extract_quotes(body))
+            quotes.write(QuoteIndex.line(article_id, extract_quotes(body)) + "\n")
         yield f"{article_header(article)}\n\n{body or ''}"
 
 

@@ -70,9 +70,15 @@ class QuoteIndex:
 
     def lines(self) -> list[str]:
         """One JSON line per article: {"id": ..., "quotes": [...]} (a saved line is kept as it was)."""
-        return [self._line(held).decode("utf-8") if isinstance(held, tuple)
-                else json.dumps({"id": aid, "quotes": [q.model_dump() for q in held]}, ensure_ascii=False)
+        return [self._line(held).decode("utf-8") if isinstance(held, tuple) else self.line(aid, held)
                 for aid, held in self._quotes.items()]
+
+    @staticmethod
+    def line(article_id: str, quotes: list[Quote]) -> str:
+        """An article's line in the saved file, its quotes in text order (a build writes these as it
+        goes, rather than holding every article's quotes: ~0.7 GB of objects at 1M chunks)."""
+        ordered = sorted(quotes, key=lambda q: (q.start, q.end))
+        return json.dumps({"id": article_id, "quotes": [q.model_dump() for q in ordered]}, ensure_ascii=False)
 
     def _line(self, span: tuple[int, int]) -> bytes:
         assert self._saved is not None  # spans come only from a loaded file
