@@ -19,8 +19,6 @@ and the process that built serves the same memory-mapped files as one that loads
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import json
 import logging
@@ -30,21 +28,19 @@ import tempfile
 import uuid
 from array import array
 from collections.abc import Iterable, Iterator, MutableSequence
-from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
+from assistant.chunkread import read_chunks, release_freed_memory
 from assistant.chunktable import ChunkTable, Positions, article_header
 from assistant.dense import Dense
 from assistant.ivf import MIN_ROWS, Ivf
 from assistant.lexical import LexicalIndex
 from assistant.query import Catalog
 from assistant.sentence_scores import SentenceView, Zeros
-from assistant.store import INDEXED, Store
-from assistant.tablebuild import Page, table_from_pages
-from ingest.chunk import chunk_id
+from assistant.store import Store
 from ingest.quoteindex import QuoteIndex
 from ingest.quotes import extract_quotes
 
@@ -66,14 +62,6 @@ def fingerprint(store: Store) -> str:
     (`committed_chunk_ids`), so the chunk ids themselves are never listed: paging through a million of
     them took 173 s and 2 GB of Chroma's heap, at every check after a write."""
     return _store_fingerprint([(i, m) for i, m, _ in store.all_records()])
-
-
-def committed_chunk_ids(records: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """The chunk ids of every committed article version (an `indexed` record with a content hash),
-    sorted: each version's `n_chunks` ids carry its article id and content hash."""
-    return sorted(chunk_id(aid, str(m["content_hash"]), n) for aid, m in records
-                  if m.get("status") == INDEXED and m.get("content_hash")
-                  for n in range(int(m.get("n_chunks") or 0)))
 
 
 def catalog_of(table: ChunkTable) -> Catalog:
@@ -244,21 +232,19 @@ def _write_build(store: Store, records: list[tuple[str, dict[str, Any]]], fp: st
     clusters, chunk BM25, article BM25 with
     the quotes (read from the bodies as it passes), sentence BM25; `meta.json`, written last, holds the
     store's fingerprint and the change token read before the build (equal later: nothing changed)."""
-    table, vectors = _all_chunks(store, records, folder)  # texts and vectors already in `folder`
-    table.save(folder)
-    np.save(folder / "vector-order.npy", clustered_order(table))
+    table, vectors = read_chunks(store, records, folder)  # the table, texts and vectors: in `folder`
     texts = table.texts  # memory-mapped; read below with plain file reads
     ivf = _clusters(vectors)
     if ivf is not None:
         ivf.save(folder)
     del vectors, ivf
-    _release_freed_memory()
+    release_freed_memory()
     chunk_texts = enumerate(texts.read(folder / "texts.bin"))
     LexicalIndex.build(f"{table.header(i)}\n\n{t}" for i, t in chunk_texts).save(folder / "bm25")
-    _release_freed_memory()
+    release_freed_memory()
     with (folder / "quotes.jsonl").open("w", encoding="utf-8") as quotes:  # written as the bodies are read
         LexicalIndex.build(_article_texts(store, table, quotes)).save(folder / "bm25-articles")
-    _release_freed_memory()
+    release_freed_memory()
     owner = array("q")  # filled as the sentences are read (the sentence index streams them): 8 bytes each
     LexicalIndex.build(sentence_rows(texts.read(folder / "texts.bin"), owner)).save(folder / "bm25-sentences")
     np.save(folder / "sentence-chunk.npy", np.frombuffer(owner, np.int64))
@@ -307,12 +293,6 @@ def _clusters(vectors: np.ndarray) -> Ivf | None:
     return Ivf.build(vectors) if len(vectors) >= MIN_ROWS else None
 
 
-def clustered_order(table: ChunkTable) -> np.ndarray:
-    """Table rows by outlet, then publication time, then row: the order the chunk vectors are stored in,
-    so an outlet or date filter allows a few contiguous runs of them."""
-    return np.lexsort((np.arange(len(table.ids)), table.ts, table.sources.codes))
-
-
 def article_order(table: ChunkTable) -> list[str]:
     """Article ids in the order of their first chunk: the rows of the article-level index."""
     return [a["article_id"] for a in table.articles]
@@ -327,44 +307,3 @@ def _article_texts(store: Store, table: ChunkTable, quotes: TextIO) -> Iterator[
         if body:
             quotes.write(QuoteIndex.line(article_id, extract_quotes(body)) + "\n")
         yield f"{article_header(article)}\n\n{body or ''}"
-
-
-def _all_chunks(store: Store, records: list[tuple[str, dict[str, Any]]], folder: Path
-                ) -> tuple[ChunkTable, np.ndarray]:
-    """Every chunk of a committed article version, by id, with its embedding (rows of one float32
-    matrix in `clustered_order`), the texts and vectors written into `folder`: asked for by id
-    (`committed_chunk_ids`), a page at a time, and reduced page by page (assistant/tablebuild.py). A
-    chunk whose metadata names another version is left out."""
-    committed = {i: m.get("content_hash") for i, m in records if m.get("status") == INDEXED}
-    ids, page = committed_chunk_ids(records), store.batch * 5
-
-    def pages() -> Iterator[Page]:
-        for start in range(0, len(ids), page):
-            got = store.chunks.get(ids=ids[start : start + page],
-                                   include=["documents", "metadatas", "embeddings"])
-            yield got["ids"], got["documents"], got["metadatas"], got["embeddings"]
-
-    def keep(m: dict[str, Any]) -> bool:
-        aid = m.get("article_id")
-        return aid in committed and committed[aid] == m.get("content_hash")
-
-    return table_from_pages(pages(), keep, folder, _release_freed_memory, arrange=clustered_order)
-
-
-@cache
-def _malloc_trim() -> Any:
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
-def _release_freed_memory() -> None:
-    """Hand the C heap's freed memory back to the OS. Each page of Chroma's `get` is built in the C
-    heap and freed, but glibc keeps the freed space: reading a 10k-chunk store held ~150 MB that way
-    (malloc_trim gave back 115 MB of it), and the 100k build peaked at 2.6 GB mostly from this."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)

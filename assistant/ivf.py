@@ -24,7 +24,9 @@ whole 1.5 GB file into the process.
 from __future__ import annotations
 
 import math
+import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +49,36 @@ def _nearest(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Per row of `vectors`, the centroid with the highest dot product (ties: the lower number)."""
     out = np.empty(len(vectors), dtype=np.int32)
     t = centroids.T
-    for start in range(0, len(vectors), BLOCK):
-        out[start : start + BLOCK] = np.argmax(np.asarray(vectors[start : start + BLOCK]) @ t, axis=1)
+    for start, block in _blocks(vectors):
+        out[start : start + len(block)] = np.argmax(block @ t, axis=1)
+    return out
+
+
+def _blocks(vectors: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) of `vectors`, `BLOCK` rows at a time. A memory-mapped matrix is read with pread:
+    its pages go through the page cache, never mapped into the process (read through the map, a 1M-row
+    build held the whole 1.5 GB file in its RSS)."""
+    mapped = vectors if isinstance(vectors, np.memmap) and isinstance(vectors.base, mmap.mmap) else None
+    if mapped is None or not mapped.filename or not mapped.flags.c_contiguous:  # (a view's base: its parent)
+        for start in range(0, len(vectors), BLOCK):
+            yield start, np.asarray(vectors[start : start + BLOCK])
+        return
+    row, fd = int(mapped.strides[0]), os.open(str(mapped.filename), os.O_RDONLY)
+    try:
+        for start in range(0, len(mapped), BLOCK):
+            n = min(BLOCK, len(mapped) - start)
+            data = os.pread(fd, n * row, mapped.offset + start * row)
+            yield start, np.frombuffer(data, mapped.dtype).reshape(n, *mapped.shape[1:])
+    finally:
+        os.close(fd)
+
+
+def _rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The rows `rows` (ascending) of `vectors`, as float32, read in one pass of `_blocks`."""
+    out = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
+    for start, block in _blocks(vectors):
+        a, b = np.searchsorted(rows, [start, start + len(block)])
+        out[a:b] = block[rows[a:b] - start]
     return out
 
 
@@ -81,7 +111,7 @@ class Ivf:
         rng = np.random.default_rng(seed)
         k = min(len(vectors), clusters or cluster_count(len(vectors)))
         sample = np.sort(rng.choice(len(vectors), min(len(vectors), TRAIN_PER_CLUSTER * k), replace=False))
-        train = np.ascontiguousarray(vectors[sample], dtype=np.float32)
+        train = _rows(vectors, sample)
         centroids = train[np.sort(rng.choice(len(train), k, replace=False))].copy()
         with threadpool_limits(os.cpu_count() or 1, user_api="blas"):
             for _ in range(ITERATIONS):
@@ -91,9 +121,10 @@ class Ivf:
         offsets = np.r_[0, np.cumsum(np.bincount(assigned, minlength=k))].astype(np.int64)
         scale = _scale(vectors)
         codes = np.empty((len(members), vectors.shape[1]), dtype=np.int8)
-        for start in range(0, len(members), BLOCK):
-            block = np.asarray(vectors[members[start : start + BLOCK]], dtype=np.float32) * scale
-            codes[start : start + BLOCK] = np.rint(block)
+        position = np.empty(len(members), dtype=np.int64)  # where each row's code goes (cluster by cluster)
+        position[members] = np.arange(len(members))
+        for start, block in _blocks(vectors):  # rows read in storage order, codes placed by cluster
+            codes[position[start : start + len(block)]] = np.rint(np.asarray(block, dtype=np.float32) * scale)
         return cls(centroids, members, offsets, codes, scale)
 
     def probes(self, share: float) -> int:
@@ -165,6 +196,6 @@ def _means(train: np.ndarray, assigned: np.ndarray, old: np.ndarray, rng: np.ran
 def _scale(vectors: np.ndarray) -> np.ndarray:
     """Per dimension, the factor that maps its largest magnitude to 127."""
     top = np.zeros(vectors.shape[1], dtype=np.float32)
-    for start in range(0, len(vectors), BLOCK):
-        top = np.maximum(top, np.abs(np.asarray(vectors[start : start + BLOCK])).max(axis=0))
+    for _, block in _blocks(vectors):
+        top = np.maximum(top, np.abs(block).max(axis=0))
     return (127.0 / np.where(top > 0, top, 1.0)).astype(np.float32)

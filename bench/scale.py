@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -115,8 +116,16 @@ def phase_build(data_dir: Path) -> dict[str, Any]:
 
     before = saves()
     store, indexes, times = _open(data_dir)
+    from assistant.indexes import fingerprint  # (importable once _open has put the project on the path)
+
+    peak, held = rss_mb("VmHWM"), rss_mb()  # before the reads below (the count loads Chroma's HNSW)
+    t = time.perf_counter()
+    same = fingerprint(store) == indexes.fingerprint  # what a change check costs once the token moved
     return {**times, "built": saves() != before, "chunks": len(indexes.table.ids),
-            "store_chunks": store.chunks.count(), "peak_rss_mb": rss_mb("VmHWM"), "rss_mb": rss_mb()}
+            "fingerprint_s": round(time.perf_counter() - t, 2), "fingerprint_matches": same,
+            "store_chunks": store.chunks.count(), "peak_rss_mb": peak, "rss_mb": held,
+            # the child process that read the chunks out of a big local store (assistant/chunkread.py)
+            "child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
 
 
 def phase_serve(data_dir: Path, questions: int, profile: Path | None) -> dict[str, Any]:

@@ -117,6 +117,21 @@ def test_clusters_hold_every_row_once_and_are_rebuilt_identically(topical, tmp_p
         Dense(vectors[:-1], ivf=ivf)
 
 
+@pytest.mark.parametrize("block", [1000, 7])
+def test_clusters_built_from_a_file_read_by_pread_equal_those_built_in_memory(topical, tmp_path,
+                                                                           monkeypatch, block):
+    vectors, _, _ = topical
+    monkeypatch.setattr("assistant.ivf.BLOCK", block)
+    held = Ivf.build(vectors)
+    np.save(tmp_path / "v.npy", vectors)
+    mapped = np.load(tmp_path / "v.npy", mmap_mode="r")
+    for source in (mapped, mapped[: N // 2]):  # the file read with pread; a view of it through the map
+        from_file = Ivf.build(source)
+        reference = held if len(source) == N else Ivf.build(np.array(vectors[: N // 2]))
+        for name in ("centroids", "members", "offsets", "codes", "scale"):
+            assert np.array_equal(getattr(from_file, name), getattr(reference, name)), name
+
+
 def test_the_clusters_rank_like_the_scan_on_topical_vectors_and_keep_only_allowed_rows(topical):
     vectors, queries, rng = topical
     order = rng.permutation(N)

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 from conftest import corpus_records, shortest_records, write_articles
 
+from assistant.chunkread import committed_chunk_ids
 from assistant.dense import FileRows
-from assistant.indexes import Indexes, committed_chunk_ids, fingerprint
+from assistant.indexes import Indexes, fingerprint
 from assistant.store import INDEXED, Store
 from ingest.pipeline import ingest
 
@@ -107,3 +108,48 @@ def test_a_build_is_served_from_the_copy_it_saved(settings, store, small_embedde
     for query in ("police said", shortest_records(4)[1]["title"]):
         assert np.array_equal(built.lexical.scores(query), reference.lexical.scores(query))
         assert np.array_equal(built.sentences.scores(query), reference.sentences.scores(query))
+
+
+class NoReads:
+    """A chunk collection this process must not read at all (its name still answers)."""
+
+    def __init__(self, real: Any) -> None:
+        self.name = real.name
+
+    def __getattr__(self, attr: str) -> Any:
+        raise AssertionError(f"the chunk collection was used in this process: {attr}")
+
+
+def test_a_big_local_stores_chunks_are_read_by_a_child_process(settings, store, small_embedder,
+                                                                monkeypatch):
+    ingest([str(write_articles(settings.data_dir.parent / "a.json", shortest_records(5)))], store,
+           small_embedder, settings)
+    records = [(i, m) for i, m, _ in store.all_records()]
+    here = Indexes.build(store, records, "fp")  # small: read in this process
+    monkeypatch.setattr("assistant.chunkread.SEPARATE_MIN", 1)
+    monkeypatch.setattr(store, "chunks", NoReads(store.chunks))
+    child = Indexes.open(store, settings.data_dir)  # the chunks read by `python -m assistant.chunkread`
+    assert child.table.ids == here.table.ids and list(child.table.texts) == list(here.table.texts)
+    assert list(child.table.meta) == list(here.table.meta)
+    assert np.array_equal(child.dense.vectors, here.dense.vectors)
+    assert np.array_equal(child.dense.order, here.dense.order)
+    folder = Indexes.folder(settings.data_dir, store)
+    assert not list(folder.glob(".*")) and (folder / "meta.json").is_file()  # no request file left
+
+
+def test_a_failed_child_read_names_itself_and_leaves_no_folder(settings, store, small_embedder,
+                                                               monkeypatch):
+    ingest([str(write_articles(settings.data_dir.parent / "a.json", shortest_records(2)))], store,
+           small_embedder, settings)
+    monkeypatch.setattr("assistant.chunkread.SEPARATE_MIN", 1)
+    renamed = NoReads(store.chunks)
+    renamed.name = "no-such-collection"
+    monkeypatch.setattr(store, "chunks", renamed)
+    try:
+        Indexes.open(store, settings.data_dir)
+    except RuntimeError as err:
+        assert "child process reading the chunks failed" in str(err) and "no-such-collection" in str(err)
+    else:
+        raise AssertionError("the build went on without its chunks")
+    index_dir = Indexes.folder(settings.data_dir, store).parent
+    assert not index_dir.exists() or not list(index_dir.iterdir())  # the half-built folder was removed
