@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -36,8 +39,9 @@ from assistant.tablebuild import Page, table_from_pages
 from ingest.chunk import chunk_id
 
 SEPARATE_MIN = 20_000  # committed chunks from which a local store's chunks are read by a child process
-REQUEST = ".chunkread.pickle"  # what the child is asked to read, left in the build folder
+VERSION_FIELDS = ("content_hash", "status", "n_chunks")  # all the build needs of an article record
 PROJECT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("newsqa.chunkread")
 
 Records = list[tuple[str, dict[str, Any]]]
 
@@ -66,7 +70,10 @@ def read_chunks(store: Any, records: Records, folder: Path) -> tuple[ChunkTable,
     if chunks < SEPARATE_MIN or not chroma.is_persistent:
         read_into(store.chunks, store.batch, records, folder)
     else:
+        before = store.generation()
         _read_in_child(chroma, store.chunks.name, store.batch, records, folder)
+        if store.generation() != before:  # written meanwhile (by this process, say): read it again later
+            raise RuntimeError("the store was written while a child process read its chunks: build again")
     return ChunkTable.load(folder), np.load(folder / "vectors.npy", mmap_mode="r")
 
 
@@ -88,36 +95,65 @@ def read_into(collection: Any, batch: int, records: Records, folder: Path) -> No
         return aid in committed and committed[aid] == m.get("content_hash")
 
     table, _ = table_from_pages(pages(), keep, folder, release_freed_memory, arrange=clustered_order)
+    if len(table.ids) != len(ids):  # (in a child, logged to its stderr: the parent logs that)
+        log.warning("%d of the %d chunks the article records name are missing from the store (or hold "
+                    "another version): their articles are indexed without them", len(ids) - len(table.ids),
+                    len(ids))
     table.save(folder)
     np.save(folder / "vector-order.npy", clustered_order(table))
 
 
 def _read_in_child(chroma: Any, collection: str, batch: int, records: Records, folder: Path) -> None:
-    wanted = ("content_hash", "status", "n_chunks")
-    request = {"chroma": chroma, "collection": collection, "batch": batch,
-               "records": [(i, {k: m.get(k) for k in wanted}) for i, m in records]}
-    with (folder / REQUEST).open("wb") as f:
-        pickle.dump(request, f)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH"))
-                                                      if p)}
-    done = subprocess.run([sys.executable, "-m", "assistant.chunkread", str(folder)], env=env,
-                          capture_output=True, text=True, check=False)
-    (folder / REQUEST).unlink(missing_ok=True)
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"the child process reading the chunks failed (status {done.returncode}): {tail}")
+    """Run the child on `folder` (the request goes on its stdin) and wait for it; it is killed if this
+    process stops waiting (an exception), and dies with this process (see `main`)."""
+    request = pickle.dumps({"chroma": chroma, "collection": collection, "batch": batch,
+                            "records": [(i, {k: m.get(k) for k in VERSION_FIELDS}) for i, m in records]})
+    env = dict(os.environ)
+    installed = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+    if PROJECT not in installed:  # a source checkout: the child imports the same code (not site-packages)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT), env.get("PYTHONPATH")) if p)
+    # -P: the current directory is not put on the child's path (a folder named `assistant` there would win)
+    child = subprocess.Popen([sys.executable, "-P", "-m", "assistant.chunkread", str(folder)], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _, err = child.communicate(request)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    said = err.decode("utf-8", "replace").strip()
+    if child.returncode != 0:
+        status = (f"killed by signal {-child.returncode}" if child.returncode < 0
+                  else f"status {child.returncode}")
+        tail = "\n".join(said.splitlines()[-5:])
+        raise RuntimeError(f"the child process reading the chunks failed ({status}): {tail}")
+    for line in said.splitlines():
+        log.warning("chunk reader: %s", line)
 
 
 def main(folder: Path) -> None:
-    """The child: read what `folder/REQUEST` asks for from the local store it names."""
+    """The child: read what the request on stdin asks for from the local store it names, into `folder`.
+    Dies with its parent (Linux), which would otherwise leave it reading into a folder the next start
+    removes as a leftover."""
+    _die_with_parent()
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
+    request = pickle.loads(sys.stdin.buffer.read())  # from the parent process, through a pipe
     import chromadb
 
-    with (folder / REQUEST).open("rb") as f:
-        request = pickle.load(f)  # written by the parent, in a folder only it and this child use
     chroma = request["chroma"]
     client = chromadb.PersistentClient(path=chroma.persist_directory, settings=chroma)
     collection = client.get_collection(request["collection"], embedding_function=None)
     read_into(collection, request["batch"], request["records"], folder)
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: an orphan finishes its read and exits
+        return
+    if os.getppid() == 1:  # the parent died before the call above
+        os._exit(1)
 
 
 @cache

@@ -158,8 +158,8 @@ class ChunkTable:
         (folder / "articles.json").write_text(json.dumps(self.articles))
         np.save(folder / "text-offsets.npy", self.texts.offsets)
         blob, path = self.texts.blob, folder / "texts.bin"
-        if not (isinstance(blob, np.memmap) and path.exists() and os.path.samefile(str(blob.filename), path)):
-            blob.tofile(path)  # (a blob mapped from that very file is already there)
+        if not _mapped_from(blob, path):
+            blob.tofile(path)
         np.save(folder / "chunk-article.npy", self.meta.article)
         np.save(folder / "chunk-numbers.npy", self.meta.numbers)
 
@@ -177,6 +177,16 @@ class ChunkTable:
         if len(sizes) != 1 or int(texts.offsets[-1]) != len(blob) or beyond:
             raise ValueError(f"chunk table in {folder} is inconsistent (a torn or truncated copy)")
         return cls.of(ids, texts, MetaColumn(articles, article, numbers))
+
+
+def _mapped_from(blob: np.ndarray, path: Path) -> bool:
+    """Whether `blob` is the whole of `path`, memory-mapped (then it is already saved there)."""
+    if not (isinstance(blob, np.memmap) and blob.filename and path.exists()):
+        return False
+    try:
+        return os.path.samefile(str(blob.filename), path) and blob.nbytes == path.stat().st_size
+    except FileNotFoundError:  # its file was removed
+        return False
 
 
 def article_header(a: dict[str, Any]) -> str:

@@ -7,11 +7,14 @@ lists them, and chunks no committed record names (a commit killed before its rec
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
+import pytest
 from conftest import corpus_records, shortest_records, write_articles
 
+from assistant import chunkread
 from assistant.chunkread import committed_chunk_ids
 from assistant.dense import FileRows
 from assistant.indexes import Indexes, fingerprint
@@ -153,3 +156,36 @@ def test_a_failed_child_read_names_itself_and_leaves_no_folder(settings, store, 
         raise AssertionError("the build went on without its chunks")
     index_dir = Indexes.folder(settings.data_dir, store).parent
     assert not index_dir.exists() or not list(index_dir.iterdir())  # the half-built folder was removed
+
+
+def test_a_write_while_the_child_reads_fails_the_build_and_the_next_open_builds(settings, store,
+                                                                                small_embedder, monkeypatch):
+    ingest([str(write_articles(settings.data_dir.parent / "a.json", shortest_records(3)))], store,
+           small_embedder, settings)
+    monkeypatch.setattr("assistant.chunkread.SEPARATE_MIN", 1)
+    real = chunkread._read_in_child
+
+    def written_meanwhile(*args: Any) -> None:
+        real(*args)
+        store._bump()  # another thread of this process (an ingest) wrote while the child read
+
+    monkeypatch.setattr(chunkread, "_read_in_child", written_meanwhile)
+    with pytest.raises(RuntimeError, match="written while a child process read its chunks"):
+        Indexes.open(store, settings.data_dir)
+    assert not Indexes.folder(settings.data_dir, store).exists()
+    monkeypatch.setattr(chunkread, "_read_in_child", real)
+    assert len(Indexes.open(store, settings.data_dir).article_ids) == 3
+
+
+def test_chunks_missing_from_the_store_are_reported_by_the_child(settings, store, small_embedder,
+                                                                 monkeypatch, caplog):
+    ingest([str(write_articles(settings.data_dir.parent / "a.json", shortest_records(3)))], store,
+           small_embedder, settings)
+    gone = store.chunk_ids()[0]
+    store.chunks.delete(ids=[gone])  # not something newsqa does: a store damaged by hand
+    monkeypatch.setattr("assistant.chunkread.SEPARATE_MIN", 1)
+    with caplog.at_level(logging.WARNING, logger="newsqa.chunkread"):
+        ix = Indexes.open(store, settings.data_dir)
+    assert gone not in ix.table.ids and len(ix.table.ids) == len(store.chunk_ids())
+    assert any("chunk reader: 1 of the" in r.getMessage() and "missing" in r.getMessage()
+               for r in caplog.records)
