@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, overload
 
@@ -21,6 +22,9 @@ import numpy as np
 
 ARTICLE_FIELDS = ("article_id", "title", "source", "published_at", "url", "category")
 CHUNK_FIELDS = ("chunk_index", "char_start", "char_end")
+
+
+READ_ROWS = 65_536  # texts per slice of offsets turned into Python ints by `TextColumn.read`
 
 
 class TextColumn(Sequence[str]):
@@ -61,11 +65,13 @@ class TextColumn(Sequence[str]):
         reading all 1M texts once would hold the whole blob)."""
         with path.open("rb") as f:
             buf, base = b"", 0  # buf holds the blob's bytes [base, base + len(buf))
-            for a, b in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist(), strict=True):
-                if b > base + len(buf):
-                    buf = buf[a - base :] + f.read(max(block, b - base - len(buf)))
-                    base = a
-                yield buf[a - base : b - base].decode("utf-8", "surrogatepass")
+            for first in range(0, len(self), READ_ROWS):  # offsets as Python ints a slice at a time
+                bounds = self.offsets[first : first + READ_ROWS + 1].tolist()
+                for a, b in pairwise(bounds):
+                    if b > base + len(buf):
+                        buf = buf[a - base :] + f.read(max(block, b - base - len(buf)))
+                        base = a
+                    yield buf[a - base : b - base].decode("utf-8", "surrogatepass")
 
 
 class MetaColumn(Sequence[dict[str, Any]]):

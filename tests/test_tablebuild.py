@@ -74,8 +74,9 @@ def test_arranged_vectors_come_in_the_order_of_the_table_rows_given(tmp_path):
     np.testing.assert_array_equal(arranged, np.asarray(by_table)[::-1])
 
 
-@pytest.mark.parametrize("block", [1, 7, 1 << 22])
-def test_texts_read_from_the_saved_blob_equal_the_column(tmp_path, block):
+@pytest.mark.parametrize(("block", "rows"), [(1, 2), (7, 3), (1 << 22, 65_536)])
+def test_texts_read_from_the_saved_blob_equal_the_column(tmp_path, monkeypatch, block, rows):
+    monkeypatch.setattr("assistant.chunktable.READ_ROWS", rows)
     texts = ["", "plain", "é ✓ ü", "\ud800 lone surrogate", "", "x" * 50, "last"]
     column = TextColumn.of_encoded([t.encode("utf-8", "surrogatepass") for t in texts])
     column.blob.tofile(tmp_path / "texts.bin")
