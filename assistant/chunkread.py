@@ -46,11 +46,16 @@ log = logging.getLogger("newsqa.chunkread")
 Records = list[tuple[str, dict[str, Any]]]
 
 
+def committed(record: dict[str, Any]) -> bool:
+    """Whether an article record marks a committed version: `indexed`, with a content hash (blanked
+    while a version is being replaced or deleted)."""
+    return record.get("status") == INDEXED and bool(record.get("content_hash"))
+
+
 def committed_chunk_ids(records: Records) -> list[str]:
-    """The chunk ids of every committed article version (an `indexed` record with a content hash),
-    sorted: each version's `n_chunks` ids carry its article id and content hash."""
-    return sorted(chunk_id(aid, str(m["content_hash"]), n) for aid, m in records
-                  if m.get("status") == INDEXED and m.get("content_hash")
+    """The chunk ids of every committed article version, sorted: each version's `n_chunks` ids carry
+    its article id and content hash."""
+    return sorted(chunk_id(aid, str(m["content_hash"]), n) for aid, m in records if committed(m)
                   for n in range(int(m.get("n_chunks") or 0)))
 
 
@@ -65,7 +70,7 @@ def read_chunks(store: Any, records: Records, folder: Path) -> tuple[ChunkTable,
     its embedding (rows of one float32 matrix in `clustered_order`), both written into `folder` and
     loaded back memory-mapped. A local store of `SEPARATE_MIN` committed chunks or more is read by a
     child process."""
-    chunks = sum(int(m.get("n_chunks") or 0) for _, m in records if m.get("status") == INDEXED)
+    chunks = sum(int(m.get("n_chunks") or 0) for _, m in records if committed(m))
     chroma = store.client.get_settings()
     if chunks < SEPARATE_MIN or not chroma.is_persistent:
         read_into(store.chunks, store.batch, records, folder)
@@ -81,7 +86,7 @@ def read_into(collection: Any, batch: int, records: Records, folder: Path) -> No
     """Read the committed chunks from `collection` a page at a time, reduce each page as it arrives
     (assistant/tablebuild.py) and write the table, its texts, its vectors and their order into `folder`.
     A chunk whose metadata names another version than its record's is left out."""
-    committed = {i: m.get("content_hash") for i, m in records if m.get("status") == INDEXED}
+    versions = {i: m["content_hash"] for i, m in records if committed(m)}
     ids, page = committed_chunk_ids(records), batch * 5
 
     def pages() -> Iterator[Page]:
@@ -91,8 +96,8 @@ def read_into(collection: Any, batch: int, records: Records, folder: Path) -> No
             yield got["ids"], got["documents"], got["metadatas"], got["embeddings"]
 
     def keep(m: dict[str, Any]) -> bool:
-        aid = m.get("article_id")
-        return aid in committed and committed[aid] == m.get("content_hash")
+        version = versions.get(str(m.get("article_id")))
+        return version is not None and version == m.get("content_hash")
 
     table, _ = table_from_pages(pages(), keep, folder, release_freed_memory, arrange=clustered_order)
     if len(table.ids) != len(ids):  # (in a child, logged to its stderr: the parent logs that)

@@ -238,9 +238,9 @@ def _write_build(store: Store, records: list[tuple[str, dict[str, Any]]], fp: st
     """Build every index from the store into `folder`, each written and dropped as soon as it is built
     (held all at once, a 1M-chunk build peaked at 15 GB): the chunk table and its vectors (texts and
     vectors spilled to files as they are read, then written in order: vectors by outlet and date), their
-    clusters, chunk BM25, article BM25 with
-    the quotes (read from the bodies as it passes), sentence BM25; `meta.json`, written last, holds the
-    store's fingerprint and the change token read before the build (equal later: nothing changed)."""
+    clusters, chunk BM25, article BM25 with the quotes (read from the bodies as it passes), sentence
+    BM25; `meta.json`, written last, holds the store's fingerprint and the change token read before the
+    build (equal later: nothing changed)."""
     table, vectors = read_chunks(store, records, folder)  # the table, texts and vectors: in `folder`
     texts = table.texts  # memory-mapped; read below with plain file reads
     ivf = _clusters(vectors)
@@ -262,7 +262,8 @@ def _write_build(store: Store, records: list[tuple[str, dict[str, Any]]], fp: st
 
 
 def _remove_leftovers(folder: Path) -> None:
-    """Delete the `.tmp-PID-*`/`.old-PID-*` siblings of `folder` left by processes killed while saving."""
+    """Delete the `.tmp-PID-*`/`.old-PID-*` siblings of `folder` left by processes killed while building
+    or swapping them in."""
     if not folder.parent.is_dir():
         return
     prefix = folder.name + "."
